@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# build.sh — builds wbgc's examples, runs the demo, the test matrix, the benchmarks.
+#
+#   ./build.sh          build everything, run the demo
+#   ./build.sh test     run the whole test matrix; last line "N passed, N failed"
+#   ./build.sh bench    run the benchmarks (examples/bench)
+#   ./build.sh clean    remove build/
+#
+# Needs only a C compiler (gcc or cc) and the C library. clang, g++ and the
+# sanitizer runtimes are used when present and skipped with a line when not.
+set -u
+cd "$(dirname "$0")"
+OUT=build
+mkdir -p "$OUT"
+CC=${CC:-gcc}
+command -v "$CC" >/dev/null 2>&1 || CC=cc
+WARN="-Wall -Wextra -Werror"
+LIBS="-pthread"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# can_build CC FLAGS...: does a trivial program build and run with these flags?
+can_build() {
+    local cc=$1; shift
+    printf 'int main(void){return 0;}\n' > "$OUT/probe.c"
+    "$cc" "$@" "$OUT/probe.c" -o "$OUT/probe" >/dev/null 2>&1 && "$OUT/probe" >/dev/null 2>&1
+}
+
+build_examples() {
+    local ok=0
+    for src in examples/*.c; do
+        [ -e "$src" ] || continue
+        local name; name=$(basename "$src" .c)
+        "$CC" -O2 $WARN "$src" -o "$OUT/$name" $LIBS || ok=1
+    done
+    if [ -d examples/bench ]; then
+        for src in examples/bench/*.c; do
+            [ -e "$src" ] || continue
+            local name; name=$(basename "$src" .c)
+            "$CC" -O2 $WARN "$src" -o "$OUT/bench_$name" $LIBS || ok=1
+        done
+    fi
+    return $ok
+}
+
+# ---- the test matrix ------------------------------------------------------
+PASSED=0
+FAILED=0
+FAILED_NAMES=""
+
+# run_suite NAME BINARY: runs a test binary, adds its "N passed, N failed".
+run_suite() {
+    local name=$1 bin=$2 log="$OUT/$1.log"
+    echo "== $name"
+    "$bin" > "$log" 2>&1
+    local rc=$?
+    local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [ -z "$line" ]; then
+        tail -n 20 "$log"
+        echo "!! $name: no result line (exit $rc)"
+        FAILED=$((FAILED + 1)); FAILED_NAMES="$FAILED_NAMES $name"
+        return 1
+    fi
+    local p f
+    p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+    grep -E '^(FAIL|  )' "$log" | head -n 40
+    echo "   $line"
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+        [ "$f" -ne 0 ] || FAILED=$((FAILED + 1))
+        FAILED_NAMES="$FAILED_NAMES $name"
+        return 1
+    fi
+}
+
+# check NAME CMD...: one compile-only check, counted as a test.
+check() {
+    local name=$1; shift
+    if "$@" > "$OUT/$name.log" 2>&1; then
+        PASSED=$((PASSED + 1)); echo "== $name: ok"
+    else
+        FAILED=$((FAILED + 1)); FAILED_NAMES="$FAILED_NAMES $name"
+        echo "== $name: FAILED"; tail -n 20 "$OUT/$name.log"
+        return 1
+    fi
+}
+
+finish() {
+    [ -z "$FAILED_NAMES" ] || echo "failed builds:$FAILED_NAMES"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit $?
+}
+
+stop_on_failure() { [ -z "$FAILED_NAMES" ] || finish; }
+
+cmd_test() {
+    # 1. gcc, optimised
+    check build-gcc-O2 "$CC" -O2 -g $WARN test.c -o "$OUT/test_O2" $LIBS; stop_on_failure
+    run_suite test-gcc-O2 "$OUT/test_O2"; stop_on_failure
+
+    # 2. debug build with AddressSanitizer + UndefinedBehaviorSanitizer
+    local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    if can_build "$CC" $san; then
+        check build-gcc-asan-ubsan "$CC" -O0 -g $san $WARN test.c -o "$OUT/test_asan" $LIBS; stop_on_failure
+        # Fake stacks would move locals off the thread stack, out of the scan.
+        ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+            run_suite test-gcc-asan-ubsan "$OUT/test_asan"; stop_on_failure
+    else
+        echo "== skipped: ASan/UBSan runtimes missing (apt-get install libasan8 libubsan1)"
+    fi
+
+    # 3. clang, optimised
+    if have clang; then
+        check build-clang-O2 clang -O2 -g $WARN test.c -o "$OUT/test_clang" $LIBS; stop_on_failure
+        run_suite test-clang-O2 "$OUT/test_clang"; stop_on_failure
+    else
+        echo "== skipped: clang not found (apt-get install clang)"
+    fi
+
+    # 4. compile checks: examples with both compilers, C++, WBGC_STATIC in two TUs
+    check examples-gcc build_examples; stop_on_failure
+    if have clang; then
+        check examples-clang env CC=clang bash -c "$(declare -f build_examples); OUT=$OUT; WARN='$WARN'; LIBS='$LIBS'; build_examples"
+        stop_on_failure
+    fi
+    if have g++; then
+        check header-as-cxx g++ -O2 $WARN -x c++ tests/cxx.c -o "$OUT/cxx" $LIBS; stop_on_failure
+        run_suite header-as-cxx-run "$OUT/cxx"; stop_on_failure
+    else
+        echo "== skipped: g++ not found (apt-get install g++)"
+    fi
+    check static-two-units "$CC" -O2 $WARN -DWBGC_STATIC tests/static_a.c tests/static_b.c -o "$OUT/static2" $LIBS
+    stop_on_failure
+    run_suite static-two-units-run "$OUT/static2"
+    finish
+}
+
+cmd_demo() {
+    echo "== building examples"
+    build_examples || { echo "build failed"; exit 1; }
+    echo "== running the demo: $OUT/hello"
+    "$OUT/hello"
+}
+
+cmd_bench() {
+    build_examples || { echo "build failed"; exit 1; }
+    for b in "$OUT"/bench_*; do
+        [ -x "$b" ] || continue
+        echo "== $b"
+        "$b" "$@"
+    done
+}
+
+case "${1:-}" in
+    "") cmd_demo ;;
+    test) cmd_test ;;
+    bench) shift; cmd_bench "$@" ;;
+    clean) rm -rf "$OUT" ;;
+    *) echo "usage: $0 [test|bench|clean]"; exit 2 ;;
+esac

@@ -1,0 +1,2027 @@
+/* wbgc.h — a garbage collector for C built around Go's buffered write barrier.
+
+   Drop this one file into a project. In exactly one .c file write
+
+       #define WBGC_IMPLEMENTATION
+       #include "wbgc.h"
+
+   and include it plainly everywhere else. Link with -pthread.
+
+   QUICK START
+
+       wbgc_heap *h = wbgc_heap_new(NULL);          // defaults
+       wbgc_p *p = wbgc_attach(h);                  // this thread's context
+       struct node { struct node *next; long v; };
+       struct node *list = NULL;                    // locals are roots
+       for (long i = 0; i < 1000000; i++) {
+           struct node *n = wbgc_alloc(p, sizeof *n);   // zeroed
+           n->v = i;                                // plain data: plain store
+           wbgc_write(p, &n->next, list);           // GC pointer: barrier
+           list = n;                                // own stack: plain store
+       }
+       wbgc_collect(p);                             // a whole cycle now
+       wbgc_stats st; wbgc_get_stats(h, &st);
+       printf("%llu cycles, %llu bytes live\n",
+              (unsigned long long)st.cycles, (unsigned long long)st.heap_live);
+       list = NULL;
+       wbgc_detach(p);
+       wbgc_heap_free(h);
+
+   OPTIONS (wbgc_config; wbgc_config_default fills the defaults)
+
+       gc_percent    100   a cycle starts when the heap has grown this many
+                           percent over what the last cycle found live (with a
+                           4 MiB minimum scaled the same way); negative: no
+                           automatic cycles. Environment: WBGC_GC_PERCENT=N|off
+       memory_limit  0     soft limit on bytes in objects: cycles run to stay
+                           under it; an allocation that would still exceed it
+                           after a full cycle fails (NULL, after on_error)
+       mark_workers  -1    background mark threads; -1 picks from the CPU count;
+                           0: none (incremental mode)
+       flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN.
+                           Environment: WBGC_TRACE=1 adds WBGC_TRACE
+       on_error      wbgc_default_on_error: prints to stderr; aborts on misuse
+                     and on internal corruption
+
+   COMPILE-TIME OPTIONS (define before the include)
+
+       WBGC_STATIC            every public function static to the including file
+       WBGCDEF                the storage class of public functions (overrides)
+       WBGC_ASSERT(x)         internal assertions; default: checked, abort
+       WBGC_NO_ASM            never use the amd64 inline-asm barrier
+
+   ON THREADS
+
+   Every thread that touches the heap holds its own P (wbgc_attach) and passes
+   it to every call. Allocation and wbgc_safepoint are safepoints: the collector
+   can stop a P there. A thread that blocks (I/O, locks, sleep, join) brackets
+   the blocking with wbgc_blocking_begin/end, so that it never holds up a
+   collection; between the two it must not touch the heap or move GC pointers
+   around (its stack is scanned as it was at wbgc_blocking_begin). A thread
+   leaving wbgc_blocking_end while the world is stopped waits.
+
+   ON ROOTS
+
+   Roots are each attached thread's stack and registers (scanned
+   conservatively: any aligned word that points into an allocated object,
+   interior pointers included, keeps it alive) and the regions registered with
+   wbgc_add_roots. Memory from malloc is invisible to the collector unless it
+   is registered. Objects from wbgc_alloc are scanned conservatively in whole;
+   objects from wbgc_alloc_noscan are never scanned (strings, numbers).
+
+   ON WRITE BARRIERS
+
+   Every store of a GC pointer into memory other than the storing thread's own
+   stack — a heap object, a registered root region — goes through wbgc_write
+   or wbgc_memmove, NULL stores included: the barrier records the old value
+   too. In WBGC_STW mode plain stores are allowed. A store of a non-pointer
+   into a heap object is a plain store.
+
+   WHAT WBGC DOES NOT DO
+
+   It does not move objects, run finalizers, keep weak references, or see GC
+   pointers hidden in malloc memory, in thread-local storage of threads that
+   hold no P, or in disguised form (xor-ed, compressed).
+
+   See README.md for the design, the rules in full, and measured numbers.
+   Licence at the end of the file. */
+
+#ifndef WBGC_H
+#define WBGC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef WBGCDEF
+#  ifdef WBGC_STATIC
+#    if defined(__GNUC__) || defined(__clang__)
+#      define WBGCDEF static __attribute__((unused))
+#    else
+#      define WBGCDEF static
+#    endif
+#  else
+#    define WBGCDEF extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WBGC_VERSION_MAJOR 0
+#define WBGC_VERSION_MINOR 1
+
+typedef struct wbgc_heap wbgc_heap;   /* one collector: arenas, spans, marker  */
+typedef struct wbgc_p    wbgc_p;      /* one mutator thread's context ("P")    */
+
+/* Flags for wbgc_config.flags */
+#define WBGC_STW           0x1u  /* stop-the-world cycles, barrier never on  */
+#define WBGC_CHECK         0x2u  /* check mode: every barrier validated      */
+#define WBGC_TRACE         0x4u  /* one line per cycle on stderr             */
+#define WBGC_NO_STACK_SCAN 0x8u  /* do not scan thread stacks conservatively */
+
+typedef struct wbgc_config {
+    int      gc_percent;    /* heap growth over live before the next cycle;
+                               default 100; negative: no automatic cycles   */
+    size_t   memory_limit;  /* soft limit in bytes; 0: none                 */
+    int      mark_workers;  /* background mark threads; -1: automatic
+                               (default); 0: none (incremental mode)        */
+    unsigned flags;         /* WBGC_* flags above                           */
+    /* called with a message when the collector detects misuse or runs out
+       of memory; default prints to stderr (and aborts on misuse)           */
+    void   (*on_error)(const char *message, void *user);
+    void    *user;
+} wbgc_config;
+
+typedef struct wbgc_stats {
+    uint64_t cycles;          /* completed collection cycles               */
+    uint64_t heap_alloc;      /* bytes in allocated objects now            */
+    uint64_t heap_live;       /* bytes marked live at the last cycle's end */
+    uint64_t heap_goal;       /* heap size at which the next cycle aims to end */
+    uint64_t heap_sys;        /* bytes of address space backed for the heap */
+    uint64_t total_alloc;     /* bytes ever allocated                      */
+    uint64_t pause_count;     /* stop-the-world pauses so far              */
+    uint64_t pause_total_ns;
+    uint64_t pause_max_ns;
+    uint64_t pause_recent_ns[256]; /* the most recent pauses, ring buffer:
+                                      pause number k (from 0) is at [k % 256] */
+    uint64_t wb_flushes;      /* barrier buffer flushes                    */
+    uint64_t mark_assist_ns;  /* time mutators spent assisting             */
+} wbgc_stats;
+
+/* wbgc_config_default fills cfg with the defaults listed above. */
+WBGCDEF void       wbgc_config_default(wbgc_config *cfg);
+
+/* wbgc_heap_new makes a collector. NULL cfg: the defaults. The environment
+   (WBGC_GC_PERCENT, WBGC_TRACE) overrides cfg. Returns NULL on failure, after
+   calling cfg->on_error. */
+WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg);
+
+/* wbgc_heap_free returns all of the heap's memory to the OS. Every P must be
+   detached first; if one is not, the misuse is reported and nothing is
+   freed. */
+WBGCDEF void       wbgc_heap_free(wbgc_heap *h);
+
+/* wbgc_attach gives the calling thread a P. One P per thread and heap: a
+   second attach from the same thread is reported and returns NULL. Returns
+   NULL (after on_error) when memory for the P cannot be had. Safe while a
+   collection runs (it waits for the world to restart). */
+WBGCDEF wbgc_p    *wbgc_attach(wbgc_heap *h);
+
+/* wbgc_detach gives the P back; call it on the P's own thread. The P's
+   handle stays valid memory until wbgc_heap_free, so that later use of it is
+   reported rather than undefined. */
+WBGCDEF void       wbgc_detach(wbgc_p *p);
+
+/* wbgc_blocking_begin/end bracket code that may block. Between them the
+   thread must not touch the heap, and collections proceed without it.
+   wbgc_blocking_begin is static inline (below): it saves the caller's
+   registers in the caller's frame. */
+static inline void wbgc_blocking_begin(wbgc_p *p);
+WBGCDEF void       wbgc_blocking_end(wbgc_p *p);
+
+/* wbgc_alloc returns size zeroed bytes, 16-byte aligned, scanned
+   conservatively for pointers. wbgc_alloc_noscan: the same, never scanned.
+   Both are safepoints. Both return NULL (after on_error) when the request
+   cannot be met: size overflow, memory limit, or the OS refusing memory.
+   size 0 is valid and returns a unique object. */
+WBGCDEF void      *wbgc_alloc(wbgc_p *p, size_t size);
+WBGCDEF void      *wbgc_alloc_noscan(wbgc_p *p, size_t size);
+
+/* wbgc_memmove moves n bytes that may hold GC pointers, with barriers.
+   Pointers are moved in whole aligned words. */
+WBGCDEF void       wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n);
+
+/* wbgc_add_roots registers [start, start+size) as a root region: every
+   aligned word in it is scanned conservatively at each cycle. Stores of GC
+   pointers into it use wbgc_write. Returns 0, or -1 (after on_error) for a
+   NULL or empty region or when memory runs out. wbgc_remove_roots
+   unregisters the region that starts at start. Callable from any thread. */
+WBGCDEF int        wbgc_add_roots(wbgc_heap *h, void *start, size_t size);
+WBGCDEF void       wbgc_remove_roots(wbgc_heap *h, void *start);
+
+/* wbgc_collect runs a whole cycle, mark and sweep, before returning. */
+WBGCDEF void       wbgc_collect(wbgc_p *p);
+
+/* wbgc_get_stats fills out with a snapshot of the collector's counters.
+   Callable from any thread. */
+WBGCDEF void       wbgc_get_stats(wbgc_heap *h, wbgc_stats *out);
+
+/* wbgc_default_on_error is the default error handler: it prints message to
+   stderr, and aborts when the message reports misuse or corruption. A custom
+   handler may call it. */
+WBGCDEF void       wbgc_default_on_error(const char *message, void *user);
+
+/* ---- fast paths, inline: the part of a P they read ----------------------
+   wbgc__pfast opens every wbgc_p; the inline functions below (and the amd64
+   asm, which reads these fields by offset) see only this. Private. */
+typedef struct wbgc__pfast {
+    void   **wb_next;   /* next free barrier-buffer entry (INV-WBBUF)        */
+    void   **wb_end;    /* one past the last entry                           */
+    uint32_t wb_on;     /* barrier on: written only while the P is stopped   */
+    uint32_t preempt;   /* nonzero: the collector asks something of this P;
+                           written by other threads, read with relaxed loads */
+} wbgc__pfast;
+
+WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val);
+WBGCDEF int  wbgc__safepoint_slow(wbgc_p *p);
+WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
+
+/* WBGC__CAPTURE(ctx) stores the callee-saved registers and the stack pointer
+   of the frame it is expanded in into uintptr_t ctx[WBGC__NCTX]: the roots a
+   blocked or parked thread keeps outside its stack. x86-64 SysV: rbx, rbp,
+   r12-r15 are callee-saved; everything else is dead across a call. The asm
+   reads those registers and rsp, writes only ctx, clobbers nothing. */
+#define WBGC__NCTX   8
+#define WBGC__CTX_SP 6
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define WBGC__HAVE_CAPTURE 1
+#define WBGC__CAPTURE(ctx)                                   \
+    __asm__ volatile("movq %%rbx,  0(%0)\n\t"                \
+                     "movq %%rbp,  8(%0)\n\t"                \
+                     "movq %%r12, 16(%0)\n\t"                \
+                     "movq %%r13, 24(%0)\n\t"                \
+                     "movq %%r14, 32(%0)\n\t"                \
+                     "movq %%r15, 40(%0)\n\t"                \
+                     "movq %%rsp, 48(%0)\n\t"                \
+                     : : "r"(ctx) : "memory")
+#else
+#define WBGC__HAVE_CAPTURE 0
+#define WBGC__CAPTURE(ctx) ((void)(ctx))
+#endif
+
+/* wbgc_write stores val into *(void **)slot with the write barrier. Use it
+   for every store of a GC pointer into a heap object or a root region. With
+   the barrier off it costs one load and one predicted branch beside the
+   store. There is no safepoint between the test and the store. */
+static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
+{
+    const wbgc__pfast *f = (const wbgc__pfast *)(const void *)p;
+    if (__builtin_expect(f->wb_on != 0, 0)) {
+        wbgc__write_slow(p, slot, val);
+        return;
+    }
+    *(void **)slot = val;
+}
+
+/* wbgc_safepoint lets the collector stop or ask work of this P. One relaxed
+   load and a predicted branch when nothing is asked. Call it in long loops
+   that do not allocate. */
+static inline void wbgc_safepoint(wbgc_p *p)
+{
+    const wbgc__pfast *f = (const wbgc__pfast *)(const void *)p;
+    if (__builtin_expect(__atomic_load_n(&f->preempt, __ATOMIC_RELAXED) != 0, 0))
+        (void)wbgc__safepoint_slow(p);
+}
+
+static inline void wbgc_blocking_begin(wbgc_p *p)
+{
+    uintptr_t ctx[WBGC__NCTX] = {0};
+    WBGC__CAPTURE(ctx);
+    wbgc__blocking_begin(p, ctx);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WBGC_H */
+
+/* =========================================================================
+   IMPLEMENTATION
+   ========================================================================= */
+#ifdef WBGC_IMPLEMENTATION
+#ifndef WBGC__IMPLEMENTED
+#define WBGC__IMPLEMENTED
+
+/* How a cycle runs (numbered as in DESIGN.md):
+
+   1. Trigger. Allocation reports its bytes to the pacer when a P refills a
+      span or allocates a large object; when the heap reaches the goal,
+      live_after_last_mark * (1 + gc_percent/100), that P runs a cycle.
+      wbgc_collect runs one at once.
+   2. Stop the world. Every other running P parks at its next safepoint with
+      its registers and stack pointer saved; a P inside a blocking region
+      counts as stopped. Each P's allocation cache is handed back.
+   3. Mark. Roots (registered regions, every P's stack from its saved stack
+      pointer to its base, and its saved registers) shade the objects they
+      point to; grey objects go on an explicit work list and are scanned until
+      none is left. No recursion: a 10-million-node list needs no C stack.
+   4. Sweep. Every span's mark bits become its allocation bits; an empty span
+      goes back to the page heap; long-free page runs go back to the OS.
+   5. Restart the world.
+
+   This release runs steps 2-5 with the world stopped (WBGC_STW semantics in
+   every mode). The structures are the concurrent collector's: per-P barrier
+   buffer fields, mark bits set atomically, work buffers exchanged through
+   global lists, allocation that can be made black.
+
+   INVARIANTS (named where code relies on them)
+
+   INV-MARKCLEAR  Outside a cycle every mark bit is clear.
+   INV-ALLOCBITS  A span's allocation bits are written only by the P that has
+                  it cached, or by the collector with the world stopped.
+   INV-WBBUF      Outside a cycle's mark phase the barrier is off and every
+                  barrier buffer is empty.
+   INV-POWNER     A P's fields are touched only by its thread, or by another
+                  thread while the P is parked, blocked or detached (all under
+                  sched_lock).
+   INV-ZERO       Memory returned by an allocation is zeroed: a span or page
+                  run with needzero clear holds only zero bytes in its free
+                  slots.
+   INV-PAGEMAP    Every page of an in-use span maps to the span; the first
+                  and last page of a free run map to the run; other pages of
+                  free runs map to NULL.
+   INV-LOCKORDER  gc_lock -> sched_lock -> central[i].lock -> heap lock ->
+                  roots_lock, stats_lock. Never wait for the world while
+                  holding a central or heap lock. */
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* glibc declares this only under _GNU_SOURCE, which the includer may not
+   have defined before its first system header. */
+extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
+
+/* =========================================================================
+   Config and platform
+   ========================================================================= */
+
+#ifndef WBGC_ASSERT
+#define WBGC_ASSERT(x) \
+    ((x) ? (void)0 : wbgc__panic("assertion failed: %s (%s:%d)", #x, __FILE__, __LINE__))
+#endif
+
+#if defined(__cplusplus)
+#define WBGC__STATIC_ASSERT(c, m) static_assert(c, m)
+#else
+#define WBGC__STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+
+#define WBGC__NOINLINE   __attribute__((noinline))
+#define WBGC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WBGC__LIKELY(x)   __builtin_expect(!!(x), 1)
+#if defined(__clang__)
+#define WBGC__NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
+#else
+#define WBGC__NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
+#endif
+
+#define WBGC__LOAD(x)      __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WBGC__STORE(x, v)  __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define WBGC__ADD(x, v)    __atomic_fetch_add(&(x), (v), __ATOMIC_RELAXED)
+
+/* Tunables. Each is a trade-off, written beside it. */
+
+/* Page: the unit the page heap hands out. Larger pages waste more in the tail
+   of small spans' last page; smaller ones make the page map larger. */
+#define WBGC__PAGE_SHIFT   13
+#define WBGC__PAGE         ((uintptr_t)1 << WBGC__PAGE_SHIFT)
+/* Arena: the unit reserved from the OS, aligned to its size so that the
+   arena index is one shift. 64 MiB: few mmap calls, 64 KiB of page map each. */
+#define WBGC__ARENA_SHIFT  26
+#define WBGC__ARENA        ((uintptr_t)1 << WBGC__ARENA_SHIFT)
+#define WBGC__ARENA_PAGES  ((size_t)1 << (WBGC__ARENA_SHIFT - WBGC__PAGE_SHIFT))
+/* User-space addresses on x86-64 and aarch64 Linux are below 2^47. */
+#define WBGC__ADDR_BITS    47
+#define WBGC__ARENA_SLOTS  ((size_t)1 << (WBGC__ADDR_BITS - WBGC__ARENA_SHIFT))
+/* Largest small object; larger ones get a span of their own. */
+#define WBGC__MAX_SMALL    32768
+#define WBGC__MAX_CLASSES  96
+#define WBGC__NSPC         (WBGC__MAX_CLASSES * 2)
+/* Objects per span at most (16-byte class in one page: 512). */
+#define WBGC__MAX_ELEMS    1024
+#define WBGC__BITMAP_WORDS (WBGC__MAX_ELEMS / 64)
+/* Anything larger is refused before asking the OS: no address space has it. */
+#define WBGC__MAX_ALLOC    ((size_t)1 << WBGC__ADDR_BITS)
+/* Free page runs in lists by length up to this many pages, then one list. */
+#define WBGC__FREE_LISTS   128
+/* Work buffer entries: larger buffers mean fewer trips to the global lists
+   (each takes a lock) but more grey objects held back by one P. */
+#ifndef WBGC_WORKBUF_ENTRIES
+#define WBGC_WORKBUF_ENTRIES 510
+#endif
+/* The smallest heap goal at gc_percent 100 (scaled by gc_percent): below it,
+   cycles would run too often to be worth their fixed cost. */
+#define WBGC__MIN_HEAP     ((uint64_t)4 << 20)
+
+static void wbgc__panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void wbgc__panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("wbgc: fatal: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+static uint64_t wbgc__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned long wbgc__thread_id(pthread_t t)
+{
+    unsigned long id = 0;
+    memcpy(&id, &t, sizeof id < sizeof t ? sizeof id : sizeof t);
+    return id;
+}
+
+/* =========================================================================
+   Size classes
+   ========================================================================= */
+
+/* Classes step by 16 bytes up to 128, then by an eighth of the power of two
+   below, so rounding up wastes at most 12.5%; each class gets the fewest
+   pages whose tail waste is at most 12.5% too. Classes with the same pages
+   and object count merge into the larger. Class 0 means "large". */
+static struct {
+    uint32_t nclasses;
+    uint32_t size[WBGC__MAX_CLASSES];
+    uint32_t npages[WBGC__MAX_CLASSES];
+    uint32_t nelems[WBGC__MAX_CLASSES];
+    uint32_t divmagic[WBGC__MAX_CLASSES];  /* idx = (off * divmagic) >> 32 */
+    uint8_t  by16[WBGC__MAX_SMALL / 16 + 1];  /* size <= 1024, by (size+15)/16 */
+    uint8_t  by128[WBGC__MAX_SMALL / 128 + 1]; /* size > 1024, by (size+127)/128 */
+} wbgc__classes;
+static pthread_once_t wbgc__classes_once = PTHREAD_ONCE_INIT;
+
+static void wbgc__classes_init(void)
+{
+    uint32_t n = 1, size = 16;
+    while (size <= WBGC__MAX_SMALL) {
+        uint32_t pages = 1, elems;
+        while ((pages * WBGC__PAGE) < size ||
+               ((pages * WBGC__PAGE) % size) * 8 > pages * WBGC__PAGE)
+            pages++;
+        elems = (uint32_t)(pages * WBGC__PAGE / size);
+        WBGC_ASSERT(elems <= WBGC__MAX_ELEMS);
+        if (n > 1 && wbgc__classes.npages[n - 1] == pages && wbgc__classes.nelems[n - 1] == elems) {
+            wbgc__classes.size[n - 1] = size;
+        } else {
+            WBGC_ASSERT(n < WBGC__MAX_CLASSES);
+            wbgc__classes.npages[n] = pages;
+            wbgc__classes.nelems[n] = elems;
+            wbgc__classes.size[n] = size;
+            n++;
+        }
+        if (size < 128) {
+            size += 16;
+        } else {
+            uint32_t p2 = 1u << (31 - __builtin_clz(size));
+            size += p2 / 8;
+        }
+    }
+    wbgc__classes.nclasses = n;
+    for (uint32_t c = 1; c < n; c++) {
+        uint32_t sz = wbgc__classes.size[c];
+        uint32_t magic = (uint32_t)(0xffffffffu / sz + 1);
+        wbgc__classes.divmagic[c] = magic;
+        /* The multiply-shift is monotonic, so it is exact for every offset
+           in the span when it is exact at each object's first and last byte. */
+        for (uint64_t k = 1; k <= wbgc__classes.nelems[c]; k++) {
+            if (((k * sz - 1) * magic) >> 32 != k - 1 || ((k * sz) * magic) >> 32 != k)
+                wbgc__panic("size class %u: divmagic inexact at object %llu", sz,
+                            (unsigned long long)k);
+        }
+    }
+    for (uint32_t s = 0, c = 1; s <= 1024; s += 16) {
+        while (wbgc__classes.size[c] < s) c++;
+        wbgc__classes.by16[s / 16] = (uint8_t)c;
+    }
+    for (uint32_t s = 1024, c = 1; s <= WBGC__MAX_SMALL; s += 128) {
+        while (wbgc__classes.size[c] < s) c++;
+        wbgc__classes.by128[s / 128] = (uint8_t)c;
+    }
+}
+
+static inline uint32_t wbgc__size_class(size_t size)
+{
+    if (size <= 1024) return wbgc__classes.by16[(size + 15) >> 4];
+    return wbgc__classes.by128[(size + 127) >> 7];
+}
+
+/* =========================================================================
+   Heap: arenas, page heap, spans
+   ========================================================================= */
+
+enum { WBGC__SPAN_FREE = 0, WBGC__SPAN_INUSE = 1, WBGC__SPAN_DEAD = 2 };
+
+/* wbgc__span is a run of pages: in use (objects of one size class, or one
+   large object) or free (a page run in the page heap). Objects carry no
+   header: allocbits and markbits have one bit per object. */
+typedef struct wbgc__span {
+    uintptr_t base;
+    size_t    npages;
+    size_t    elemsize;     /* large: npages * PAGE */
+    uint32_t  nelems;       /* large: 1 */
+    uint32_t  divmagic;     /* large: 0, so every offset maps to object 0 */
+    uint32_t  freeindex;    /* allocation resumes its search here */
+    uint16_t  spc;          /* span class: class * 2 + noscan; 0/1: large */
+    uint8_t   state;        /* WBGC__SPAN_* */
+    uint8_t   noscan;
+    uint8_t   needzero;     /* INV-ZERO: free slots may hold old data */
+    uint8_t   cached;       /* in a P's allocation cache */
+    uint16_t  list;         /* which free list holds a free run */
+    uint64_t  freed_cycle;  /* free runs: the cycle that freed them */
+    struct wbgc__span *next, *prev;
+    uint64_t  allocbits[WBGC__BITMAP_WORDS];
+    uint64_t  markbits[WBGC__BITMAP_WORDS];
+} wbgc__span;
+
+/* A sentinel with no free slot: a P's empty cache entries point here, so the
+   allocation fast path needs no NULL test. */
+static wbgc__span wbgc__empty_span;
+
+typedef struct wbgc__arena {
+    uintptr_t   base;                        /* aligned to WBGC__ARENA */
+    struct wbgc__arena *next;                /* all arenas */
+    int         mapping_head;                /* first arena of an mmap */
+    size_t      mapping_bytes;               /* of that mmap */
+    wbgc__span *pages[WBGC__ARENA_PAGES];    /* INV-PAGEMAP */
+} wbgc__arena;
+
+/* Intrusive doubly-linked lists of spans. */
+static void wbgc__list_push(wbgc__span **head, wbgc__span *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+}
+
+static void wbgc__list_remove(wbgc__span **head, wbgc__span *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else *head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+static wbgc__span *wbgc__list_pop(wbgc__span **head)
+{
+    wbgc__span *s = *head;
+    if (s) wbgc__list_remove(head, s);
+    return s;
+}
+
+/* =========================================================================
+   Mark work: work buffers and gcWork
+   ========================================================================= */
+
+/* wbgc__wbuf is a fixed-size buffer of grey objects. Full and empty buffers
+   move through the heap's global lists; a gcWork holds two locally, so a
+   push or pop touches the global lists (and their lock) only once per
+   WBGC_WORKBUF_ENTRIES operations. Buffers come from mmap, never from the
+   GC heap, so taking one can neither run a barrier nor wait for the marker. */
+typedef struct wbgc__wbuf {
+    struct wbgc__wbuf *next;
+    size_t    n;
+    uintptr_t obj[WBGC_WORKBUF_ENTRIES];
+} wbgc__wbuf;
+
+/* wbgc__gcwork is one marker's local queue of grey objects.
+   Invariant: w1 and w2 are both NULL or neither is. */
+typedef struct wbgc__gcwork {
+    wbgc__wbuf *w1, *w2;
+    uint64_t    bytes_marked;
+} wbgc__gcwork;
+
+/* =========================================================================
+   The heap and the P
+   ========================================================================= */
+
+enum { WBGC__P_RUNNING = 1, WBGC__P_PARKED, WBGC__P_BLOCKED, WBGC__P_DETACHED };
+#define WBGC__P_MAGIC   0x77626770u  /* "wbgp" */
+#define WBGC__P_DEAD    0x64656164u  /* "dead" */
+#define WBGC__H_MAGIC   0x77626768u  /* "wbgh" */
+
+struct wbgc_p {
+    wbgc__pfast fast;               /* first: read by the inline fast paths */
+    wbgc_heap  *heap;
+    uint32_t    magic;              /* WBGC__P_MAGIC while attached */
+    int         status;             /* WBGC__P_*; written under sched_lock */
+    pthread_t   thread;
+    uintptr_t   stack_lo, stack_hi; /* the thread's stack; hi is its base */
+    uintptr_t   saved_sp;           /* where the stack scan starts */
+    uintptr_t   ctx[WBGC__NCTX];    /* callee-saved registers at park/block */
+    jmp_buf     jb;                 /* the same, where no capture exists */
+    uint64_t    allocd;             /* bytes allocated; owner writes, relaxed */
+    uint64_t    allocd_reported;    /* part of allocd the pacer has seen */
+    wbgc_p     *next;               /* heap's attached or free list */
+    wbgc__span *cache[WBGC__NSPC];  /* current span per span class */
+};
+
+WBGC__STATIC_ASSERT(offsetof(struct wbgc_p, fast) == 0,
+                    "wbgc__pfast must open wbgc_p: the inline fast paths read it there");
+
+typedef struct wbgc__central {
+    pthread_mutex_t lock;
+    wbgc__span *partial;   /* swept, not cached, with free slots */
+    wbgc__span *full;      /* not cached, no free slot */
+} wbgc__central;
+
+typedef struct wbgc__root { void *start; uintptr_t lo, hi; } wbgc__root;
+
+typedef struct wbgc__wbchunk { struct wbgc__wbchunk *next; size_t bytes; } wbgc__wbchunk;
+
+struct wbgc_heap {
+    uint32_t     magic;
+    wbgc_config  cfg;
+    uint64_t     start_ns;
+
+    /* Page heap, arenas, span structs: under lock. */
+    pthread_mutex_t lock;
+    wbgc__arena **arena_index;   /* WBGC__ARENA_SLOTS entries, lazily backed */
+    wbgc__arena  *arenas;
+    uintptr_t     lo, hi;        /* bounds of all arenas; relaxed reads */
+    wbgc__span   *free_runs[WBGC__FREE_LISTS + 1]; /* [n]: n pages; [max]: larger */
+    wbgc__span   *large;         /* in-use large spans */
+    wbgc__span   *spare_spans;   /* recycled span structs */
+    uint64_t      mapped_bytes;  /* all arenas */
+    uint64_t      fresh_bytes;   /* free runs never touched, or returned to the OS */
+    uint64_t      released_bytes;
+
+    wbgc__central central[WBGC__NSPC];
+
+    /* Scheduling: Ps, stopping the world. */
+    pthread_mutex_t sched_lock;
+    pthread_cond_t  parked_cv;   /* a P parked, blocked or left */
+    pthread_cond_t  resume_cv;   /* the world restarted */
+    int             stopping;    /* the world is stopped or stopping */
+    wbgc_p         *stopper;     /* the P that stopped it */
+    wbgc_p         *ps;          /* attached */
+    wbgc_p         *free_ps;     /* detached, kept for misuse reports */
+    int             nps;
+
+    /* One cycle at a time. */
+    pthread_mutex_t gc_lock;
+    uint64_t        cycles_started;
+
+    /* Registered roots. */
+    pthread_mutex_t roots_lock;
+    wbgc__root     *roots;
+    size_t          nroots, roots_cap;
+
+    /* Mark work lists. */
+    pthread_mutex_t work_lock;
+    wbgc__wbuf     *work_full, *work_empty;
+    wbgc__wbchunk  *work_chunks;
+    wbgc__gcwork    gcw;          /* the stop-the-world marker's */
+
+    /* Pacer. */
+    uint64_t        heap_marked;  /* bytes found live by the last cycle */
+    uint64_t        alloc_since;  /* reported bytes allocated since; atomic */
+    uint64_t        goal;         /* relaxed reads */
+    uint64_t        freed_total;  /* bytes freed by sweeps, ever */
+    uint64_t        total_alloc_base; /* allocd of detached Ps */
+
+    /* Stats: under stats_lock. */
+    pthread_mutex_t stats_lock;
+    uint64_t        cycles;
+    uint64_t        pause_count, pause_total_ns, pause_max_ns;
+    uint64_t        pause_recent_ns[256];
+    uint64_t        wb_flushes, mark_assist_ns;
+};
+
+/* =========================================================================
+   Errors
+   ========================================================================= */
+
+/* Three tiers: what the caller can handle returns NULL or -1 after on_error
+   ("wbgc: out of memory: ..."); misuse is reported ("wbgc: misuse: ...") and
+   the call does nothing; corruption panics. */
+static void wbgc__report(wbgc_heap *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wbgc__report(wbgc_heap *h, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (h && h->cfg.on_error) h->cfg.on_error(msg, h->cfg.user);
+    else wbgc_default_on_error(msg, NULL);
+}
+
+WBGCDEF void wbgc_default_on_error(const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", message);
+    if (strncmp(message, "wbgc: misuse", 12) == 0 || strncmp(message, "wbgc: fatal", 11) == 0)
+        abort();
+}
+
+/* wbgc__check_p reports a P that is not usable by the calling thread:
+   detached, not a P at all, or another thread's. Returns 0 when usable. */
+static int wbgc__check_p(wbgc_p *p, const char *fn)
+{
+    if (!p) {
+        wbgc__report(NULL, "wbgc: misuse: %s called with a NULL P", fn);
+        return -1;
+    }
+    if (p->magic != WBGC__P_MAGIC) {
+        wbgc__report(p->magic == WBGC__P_DEAD ? p->heap : NULL,
+                     "wbgc: misuse: %s(p=%p): %s", fn, (void *)p,
+                     p->magic == WBGC__P_DEAD ? "the P was detached" : "not a wbgc P");
+        return -1;
+    }
+    if (!pthread_equal(p->thread, pthread_self())) {
+        wbgc__report(p->heap,
+                     "wbgc: misuse: %s(p=%p) called from thread %#lx, but the P belongs to "
+                     "thread %#lx (rule 1: each thread uses its own P)",
+                     fn, (void *)p, wbgc__thread_id(pthread_self()), wbgc__thread_id(p->thread));
+        return -1;
+    }
+    return 0;
+}
+
+/* =========================================================================
+   Heap: page map lookups and the page heap (all under h->lock unless said)
+   ========================================================================= */
+
+/* wbgc__page_entry returns the page map slot for addr, or NULL outside every
+   arena. Any thread; the arena index only ever gains entries while the heap
+   lives. */
+static inline wbgc__span **wbgc__page_entry(wbgc_heap *h, uintptr_t addr)
+{
+    if (addr >> WBGC__ADDR_BITS) return NULL;
+    wbgc__arena *a = h->arena_index[addr >> WBGC__ARENA_SHIFT];
+    if (!a) return NULL;
+    return &a->pages[(addr >> WBGC__PAGE_SHIFT) & (WBGC__ARENA_PAGES - 1)];
+}
+
+/* wbgc__span_of returns the in-use span holding addr, or NULL. Any value may
+   come here (conservative roots, integers): it never faults. */
+static inline wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
+{
+    uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+    if (addr - lo >= hi - lo) return NULL;
+    wbgc__arena *a = h->arena_index[addr >> WBGC__ARENA_SHIFT];
+    if (!a) return NULL;
+    wbgc__span *s = a->pages[(addr >> WBGC__PAGE_SHIFT) & (WBGC__ARENA_PAGES - 1)];
+    if (!s || s->state != WBGC__SPAN_INUSE) return NULL;
+    if (addr - s->base >= (s->npages << WBGC__PAGE_SHIFT)) return NULL;
+    return s;
+}
+
+static wbgc__span *wbgc__span_struct(wbgc_heap *h)
+{
+    wbgc__span *s = h->spare_spans;
+    if (s) {
+        h->spare_spans = s->next;
+    } else {
+        s = (wbgc__span *)malloc(sizeof *s);
+        if (!s) return NULL;
+    }
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static void wbgc__span_struct_free(wbgc_heap *h, wbgc__span *s)
+{
+    s->state = WBGC__SPAN_DEAD;
+    s->next = h->spare_spans;
+    h->spare_spans = s;
+}
+
+static size_t wbgc__free_list_of(size_t npages)
+{
+    return npages < WBGC__FREE_LISTS ? npages : WBGC__FREE_LISTS;
+}
+
+/* wbgc__run_insert puts a free run in its list and maps its ends
+   (INV-PAGEMAP). */
+static void wbgc__run_insert(wbgc_heap *h, wbgc__span *s)
+{
+    s->state = WBGC__SPAN_FREE;
+    s->list = (uint16_t)wbgc__free_list_of(s->npages);
+    wbgc__list_push(&h->free_runs[s->list], s);
+    *wbgc__page_entry(h, s->base) = s;
+    *wbgc__page_entry(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT)) = s;
+    if (!s->needzero) h->fresh_bytes += s->npages << WBGC__PAGE_SHIFT;
+}
+
+static void wbgc__run_remove(wbgc_heap *h, wbgc__span *s)
+{
+    wbgc__list_remove(&h->free_runs[s->list], s);
+    if (!s->needzero) h->fresh_bytes -= s->npages << WBGC__PAGE_SHIFT;
+}
+
+/* wbgc__grow maps at least npages of new arena memory and adds it as one
+   free run. Returns 0, or -1 with errno from mmap. */
+static int wbgc__grow(wbgc_heap *h, size_t npages)
+{
+    size_t bytes = (npages << WBGC__PAGE_SHIFT) + WBGC__ARENA - 1;
+    bytes &= ~(WBGC__ARENA - 1);
+    /* Over-reserve by one arena, then trim, to get an aligned mapping. */
+    char *raw = (char *)mmap(NULL, bytes + WBGC__ARENA, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return -1;
+    uintptr_t base = ((uintptr_t)raw + WBGC__ARENA - 1) & ~(WBGC__ARENA - 1);
+    if (base > (uintptr_t)raw) munmap(raw, base - (uintptr_t)raw);
+    uintptr_t end = (uintptr_t)raw + bytes + WBGC__ARENA;
+    if (end > base + bytes) munmap((void *)(base + bytes), end - (base + bytes));
+    if ((base + bytes - 1) >> WBGC__ADDR_BITS) {
+        munmap((void *)base, bytes);
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t narenas = bytes / WBGC__ARENA;
+    wbgc__arena **made = (wbgc__arena **)calloc(narenas, sizeof *made);
+    wbgc__span *run = wbgc__span_struct(h);
+    for (size_t i = 0; made && run && i < narenas; i++) {
+        made[i] = (wbgc__arena *)calloc(1, sizeof(wbgc__arena));
+        if (!made[i]) {
+            while (i-- > 0) free(made[i]);
+            free(made);
+            made = NULL;
+        }
+    }
+    if (!made || !run) {
+        if (run) wbgc__span_struct_free(h, run);
+        free(made);
+        munmap((void *)base, bytes);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < narenas; i++) {
+        wbgc__arena *a = made[i];
+        a->base = base + i * WBGC__ARENA;
+        a->mapping_head = (i == 0);
+        a->mapping_bytes = bytes;
+        a->next = h->arenas;
+        h->arenas = a;
+        h->arena_index[a->base >> WBGC__ARENA_SHIFT] = a;
+    }
+    free(made);
+    if (!h->lo || base < h->lo) WBGC__STORE(h->lo, base);
+    if (base + bytes > h->hi) WBGC__STORE(h->hi, base + bytes);
+    h->mapped_bytes += bytes;
+    run->base = base;
+    run->npages = bytes >> WBGC__PAGE_SHIFT;
+    run->needzero = 0;
+    wbgc__run_insert(h, run);
+    return 0;
+}
+
+/* wbgc__pages_alloc takes npages from the page heap, growing it when no
+   free run fits (best fit among the long runs). Returns an in-use span with
+   every page mapped (INV-PAGEMAP), or NULL with errno set. */
+static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages)
+{
+    wbgc__span *s = NULL;
+    for (int tries = 0; !s && tries < 2; tries++) {
+        for (size_t l = wbgc__free_list_of(npages); l < WBGC__FREE_LISTS && !s; l++)
+            s = h->free_runs[l];
+        if (!s) {
+            for (wbgc__span *r = h->free_runs[WBGC__FREE_LISTS]; r; r = r->next)
+                if (r->npages >= npages && (!s || r->npages < s->npages ||
+                                            (r->npages == s->npages && r->base < s->base)))
+                    s = r;
+        }
+        if (!s && (tries > 0 || wbgc__grow(h, npages) < 0)) return NULL;
+    }
+    wbgc__run_remove(h, s);
+    if (s->npages > npages) {
+        wbgc__span *rest = wbgc__span_struct(h);
+        if (!rest) {
+            wbgc__run_insert(h, s);
+            errno = ENOMEM;
+            return NULL;
+        }
+        rest->base = s->base + (npages << WBGC__PAGE_SHIFT);
+        rest->npages = s->npages - npages;
+        rest->needzero = s->needzero;
+        rest->freed_cycle = s->freed_cycle;
+        s->npages = npages;
+        wbgc__run_insert(h, rest);
+    }
+    s->state = WBGC__SPAN_INUSE;
+    for (size_t i = 0; i < npages; i++)
+        *wbgc__page_entry(h, s->base + (i << WBGC__PAGE_SHIFT)) = s;
+    return s;
+}
+
+/* wbgc__pages_free gives an in-use span's pages back as a dirty free run,
+   merged with dirty free neighbours. */
+static void wbgc__pages_free(wbgc_heap *h, wbgc__span *s, uint64_t cycle)
+{
+    for (size_t i = 0; i < s->npages; i++)
+        *wbgc__page_entry(h, s->base + (i << WBGC__PAGE_SHIFT)) = NULL;
+    s->state = WBGC__SPAN_FREE;
+    s->needzero = 1;
+    s->freed_cycle = cycle;
+    wbgc__span **pe = wbgc__page_entry(h, s->base - WBGC__PAGE);
+    wbgc__span *prev = pe ? *pe : NULL;
+    if (prev && prev->state == WBGC__SPAN_FREE && prev->needzero) {
+        wbgc__run_remove(h, prev);
+        *wbgc__page_entry(h, prev->base + ((prev->npages - 1) << WBGC__PAGE_SHIFT)) = NULL;
+        prev->npages += s->npages;
+        wbgc__span_struct_free(h, s);
+        s = prev;
+    }
+    wbgc__span **ne = wbgc__page_entry(h, s->base + (s->npages << WBGC__PAGE_SHIFT));
+    wbgc__span *next = ne ? *ne : NULL;
+    if (next && next->state == WBGC__SPAN_FREE && next->needzero) {
+        wbgc__run_remove(h, next);
+        *wbgc__page_entry(h, next->base) = NULL;
+        *wbgc__page_entry(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT)) = NULL;
+        s->npages += next->npages;
+        wbgc__span_struct_free(h, next);
+    }
+    s->freed_cycle = cycle;
+    wbgc__run_insert(h, s);
+}
+
+/* wbgc__scavenge returns long free runs (a cycle or more, at least a list's
+   worth of pages) to the OS. They read back as zero, so they become fresh. */
+static void wbgc__scavenge(wbgc_heap *h, uint64_t cycle)
+{
+    wbgc__span *r = h->free_runs[WBGC__FREE_LISTS], *next;
+    for (; r; r = next) {
+        next = r->next;
+        if (!r->needzero || r->freed_cycle + 1 >= cycle) continue;
+        size_t bytes = r->npages << WBGC__PAGE_SHIFT;
+        if (madvise((void *)r->base, bytes, MADV_DONTNEED) != 0) continue;
+        wbgc__run_remove(h, r);
+        r->needzero = 0;
+        h->released_bytes += bytes;
+        wbgc__run_insert(h, r);
+    }
+}
+
+/* =========================================================================
+   Ps and safepoints: stopping the world
+   ========================================================================= */
+
+/* WBGC__SAVE_CONTEXT records, in the frame that stays live while p is
+   parked (or collects), the callee-saved registers and the stack pointer
+   where p's stack scan starts: a pointer may live only in a register of a
+   stopped thread. Caller-saved registers are dead across the call that
+   brought the thread here, by the ABI. Called by p's own thread. */
+#if WBGC__HAVE_CAPTURE
+#define WBGC__SAVE_CONTEXT(p) \
+    do { WBGC__CAPTURE((p)->ctx); (p)->saved_sp = (p)->ctx[WBGC__CTX_SP]; } while (0)
+#else
+/* glibc mangles the stack and frame pointers it keeps in a jmp_buf, but
+   not the general callee-saved registers, where pointers live. */
+#define WBGC__SAVE_CONTEXT(p) \
+    do { volatile uintptr_t wbgc__sp_ = 0; (void)setjmp((p)->jb); \
+         (p)->saved_sp = (uintptr_t)&wbgc__sp_; } while (0)
+#endif
+
+/* wbgc__update_preempt sets p->fast.preempt from what is asked of p.
+   sched_lock held. */
+static void wbgc__update_preempt(wbgc_heap *h, wbgc_p *p)
+{
+    uint32_t ask = (p->magic != WBGC__P_MAGIC) || (h->stopping && h->stopper != p);
+    WBGC__STORE(p->fast.preempt, ask);
+}
+
+/* wbgc__park stops p at a safepoint until the world restarts. sched_lock
+   held; called by p's own thread, from inside the frame that stays live
+   while parked. */
+static WBGC__NOINLINE void wbgc__park(wbgc_heap *h, wbgc_p *p)
+{
+    WBGC__SAVE_CONTEXT(p);
+    p->status = WBGC__P_PARKED;
+    pthread_cond_broadcast(&h->parked_cv);
+    while (h->stopping)
+        pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+    p->status = WBGC__P_RUNNING;
+}
+
+/* wbgc__stop_world stops every P but self (which may be NULL): it returns
+   when each is parked, blocked or detached. gc_lock held. O(Ps). */
+static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    WBGC_ASSERT(!h->stopping);
+    h->stopping = 1;
+    h->stopper = self;
+    for (wbgc_p *q = h->ps; q; q = q->next)
+        wbgc__update_preempt(h, q);
+    for (;;) {
+        int running = 0;
+        for (wbgc_p *q = h->ps; q; q = q->next)
+            running += (q != self && q->status == WBGC__P_RUNNING);
+        if (!running) break;
+        pthread_cond_wait(&h->parked_cv, &h->sched_lock);
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+static void wbgc__start_world(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    h->stopping = 0;
+    h->stopper = NULL;
+    for (wbgc_p *q = h->ps; q; q = q->next)
+        wbgc__update_preempt(h, q);
+    pthread_cond_broadcast(&h->resume_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* wbgc__enter_blocked / wbgc__leave_blocked are blocking_begin/end without
+   the checks: p counts as stopped in between. Context already saved. */
+static void wbgc__enter_blocked(wbgc_heap *h, wbgc_p *p)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    p->status = WBGC__P_BLOCKED;
+    if (h->stopping) pthread_cond_broadcast(&h->parked_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+static void wbgc__leave_blocked(wbgc_heap *h, wbgc_p *p)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    while (h->stopping && h->stopper != p)
+        pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+    p->status = WBGC__P_RUNNING;
+    wbgc__update_preempt(h, p);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+WBGCDEF int wbgc__safepoint_slow(wbgc_p *p)
+{
+    if (wbgc__check_p(p, "wbgc_safepoint") < 0) return -1;
+    wbgc_heap *h = p->heap;
+    pthread_mutex_lock(&h->sched_lock);
+    if (h->stopping && h->stopper != p) wbgc__park(h, p);
+    wbgc__update_preempt(h, p);
+    pthread_mutex_unlock(&h->sched_lock);
+    return 0;
+}
+
+/* wbgc__blocking_begin: ctx holds the caller's registers and stack pointer,
+   captured in the caller's frame by the inline wbgc_blocking_begin (that
+   frame outlives the blocking region; this one does not). */
+WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx)
+{
+    if (wbgc__check_p(p, "wbgc_blocking_begin") < 0) return;
+    if (p->status != WBGC__P_RUNNING) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_blocking_begin(p=%p): already in a blocking region",
+                     (void *)p);
+        return;
+    }
+#if WBGC__HAVE_CAPTURE
+    memcpy(p->ctx, ctx, sizeof p->ctx);
+    p->saved_sp = ctx[WBGC__CTX_SP];
+#else
+    /* Without a capture for this architecture, save here: a pointer held
+       only in a callee-saved register that this frame reuses may be missed. */
+    (void)ctx;
+    __builtin_unwind_init();
+    WBGC__SAVE_CONTEXT(p);
+#endif
+    wbgc__enter_blocked(p->heap, p);
+}
+
+WBGCDEF void wbgc_blocking_end(wbgc_p *p)
+{
+    if (wbgc__check_p(p, "wbgc_blocking_end") < 0) return;
+    if (p->status != WBGC__P_BLOCKED) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_blocking_end(p=%p) without wbgc_blocking_begin",
+                     (void *)p);
+        return;
+    }
+    wbgc__leave_blocked(p->heap, p);
+}
+
+/* =========================================================================
+   Pacer (the parts allocation calls)
+   ========================================================================= */
+
+static void wbgc__collect(wbgc_p *self, int forced, const char *why);
+
+/* wbgc__heap_estimate: bytes in objects as the pacer sees them. */
+static uint64_t wbgc__heap_estimate(wbgc_heap *h)
+{
+    return WBGC__LOAD(h->heap_marked) + WBGC__LOAD(h->alloc_since);
+}
+
+/* wbgc__trigger returns the heap size at which the next cycle starts, or
+   UINT64_MAX when automatic cycles are off. With the world stopped for the
+   whole cycle the trigger is the goal itself. */
+static uint64_t wbgc__trigger(wbgc_heap *h)
+{
+    uint64_t t = h->cfg.gc_percent < 0 ? UINT64_MAX : WBGC__LOAD(h->goal);
+    if (h->cfg.memory_limit && h->cfg.memory_limit < t) t = h->cfg.memory_limit;
+    return t;
+}
+
+/* wbgc__report_alloc hands p's unreported allocation to the pacer and runs
+   a cycle when the heap has reached the trigger. Then, under a memory
+   limit, makes room for `more` bytes: a cycle, then failure. Returns 0, or
+   -1 after reporting. Called by p's thread, holding no lock. */
+static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
+{
+    wbgc_heap *h = p->heap;
+    uint64_t delta = p->allocd - p->allocd_reported;
+    p->allocd_reported = p->allocd;
+    WBGC__ADD(h->alloc_since, delta);
+    if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h))
+        wbgc__collect(p, 0, "heap reached its goal");
+    size_t limit = h->cfg.memory_limit;
+    if (limit && wbgc__heap_estimate(h) + more > limit) {
+        wbgc__collect(p, 1, "memory limit");
+        if (wbgc__heap_estimate(h) + more > limit) {
+            wbgc__report(h, "wbgc: out of memory: allocating %llu bytes would exceed the memory "
+                         "limit of %zu bytes (%llu bytes live after a full collection)",
+                         (unsigned long long)more, limit,
+                         (unsigned long long)wbgc__heap_estimate(h));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* =========================================================================
+   Allocation
+   ========================================================================= */
+
+/* wbgc__next_free finds the next free slot of s from its freeindex, or
+   returns UINT32_MAX. Only p's thread calls it on a cached span
+   (INV-ALLOCBITS). */
+static inline uint32_t wbgc__next_free(wbgc__span *s)
+{
+    uint32_t i = s->freeindex, n = s->nelems;
+    while (i < n) {
+        uint64_t w = ~s->allocbits[i >> 6] >> (i & 63);
+        if (w) {
+            i += (uint32_t)__builtin_ctzll(w);
+            if (i >= n) break;
+            s->freeindex = i + 1;
+            return i;
+        }
+        i = (i | 63) + 1;
+    }
+    s->freeindex = n;
+    return UINT32_MAX;
+}
+
+/* wbgc__span_init makes a fresh in-use span of span class spc. */
+static void wbgc__span_init(wbgc__span *s, uint32_t spc)
+{
+    uint32_t cls = spc >> 1;
+    s->spc = (uint16_t)spc;
+    s->noscan = (uint8_t)(spc & 1);
+    if (cls) {
+        s->elemsize = wbgc__classes.size[cls];
+        s->nelems = wbgc__classes.nelems[cls];
+        s->divmagic = wbgc__classes.divmagic[cls];
+    } else {
+        s->elemsize = s->npages << WBGC__PAGE_SHIFT;
+        s->nelems = 1;
+        s->divmagic = 0;
+    }
+    s->freeindex = 0;
+    s->cached = 0;
+    memset(s->allocbits, 0, sizeof s->allocbits);
+    memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
+}
+
+static void wbgc__report_oom(wbgc_heap *h, size_t bytes, int err)
+{
+    wbgc__report(h, "wbgc: out of memory: the OS refused %zu bytes for the heap (%s); "
+                 "heap has %llu bytes mapped",
+                 bytes, strerror(err), (unsigned long long)h->mapped_bytes);
+}
+
+/* wbgc__refill replaces p's full span of class spc with one that has a free
+   slot: a swept partial span from the central list, or a new one. Returns
+   it, or NULL after reporting. Called by p's thread. */
+static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
+{
+    wbgc_heap *h = p->heap;
+    uint32_t cls = spc >> 1;
+    uint64_t span_bytes = (uint64_t)wbgc__classes.npages[cls] << WBGC__PAGE_SHIFT;
+    if (wbgc__report_alloc(p, span_bytes) < 0) return NULL;
+
+    wbgc__central *c = &h->central[spc];
+    pthread_mutex_lock(&c->lock);
+    wbgc__span *old = p->cache[spc];
+    if (old != &wbgc__empty_span) {
+        old->cached = 0;
+        wbgc__list_push(&c->full, old);
+    }
+    p->cache[spc] = &wbgc__empty_span;
+    wbgc__span *s = wbgc__list_pop(&c->partial);
+    if (s) s->cached = 1;
+    pthread_mutex_unlock(&c->lock);
+
+    if (!s) {
+        pthread_mutex_lock(&h->lock);
+        s = wbgc__pages_alloc(h, wbgc__classes.npages[cls]);
+        int err = errno;
+        pthread_mutex_unlock(&h->lock);
+        if (!s) {
+            wbgc__report_oom(h, (size_t)span_bytes, err);
+            return NULL;
+        }
+        wbgc__span_init(s, spc);
+        s->cached = 1;
+    }
+    p->cache[spc] = s;
+    return s;
+}
+
+static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan)
+{
+    wbgc_heap *h = p->heap;
+    if (size > WBGC__MAX_ALLOC - WBGC__PAGE) {
+        wbgc__report(h, "wbgc: out of memory: allocation of %zu bytes is larger than any heap "
+                     "can be (size overflow?)", size);
+        return NULL;
+    }
+    size_t npages = (size + WBGC__PAGE - 1) >> WBGC__PAGE_SHIFT;
+    size_t bytes = npages << WBGC__PAGE_SHIFT;
+    if (wbgc__report_alloc(p, bytes) < 0) return NULL;
+    pthread_mutex_lock(&h->lock);
+    wbgc__span *s = wbgc__pages_alloc(h, npages);
+    int err = errno;
+    if (s) {
+        wbgc__span_init(s, noscan);
+        s->allocbits[0] = 1;
+        if (p->fast.wb_on) s->markbits[0] = 1;  /* allocate black */
+        wbgc__list_push(&h->large, s);
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (!s) {
+        wbgc__report_oom(h, bytes, err);
+        return NULL;
+    }
+    if (s->needzero) memset((void *)s->base, 0, bytes);  /* INV-ZERO */
+    WBGC__STORE(p->allocd, p->allocd + bytes);
+    p->allocd_reported += bytes;
+    WBGC__ADD(h->alloc_since, bytes);
+    return (void *)s->base;
+}
+
+/* wbgc__alloc: the allocation fast path. A safepoint; no lock and no atomic
+   read-modify-write unless marking (allocate black) or refilling. */
+static inline void *wbgc__alloc(wbgc_p *p, size_t size, uint32_t noscan)
+{
+    if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt)) && wbgc__safepoint_slow(p) < 0) return NULL;
+    if (WBGC__UNLIKELY(size > WBGC__MAX_SMALL)) return wbgc__alloc_large(p, size, (int)noscan);
+    uint32_t spc = (wbgc__size_class(size) << 1) | noscan;
+    wbgc__span *s = p->cache[spc];
+    uint32_t idx;
+    /* A partial span's freeindex is only a hint: it may turn out full. */
+    while (WBGC__UNLIKELY((idx = wbgc__next_free(s)) == UINT32_MAX)) {
+        s = wbgc__refill(p, spc);
+        if (!s) return NULL;
+    }
+    uint64_t *aw = &s->allocbits[idx >> 6];
+    WBGC__STORE(*aw, *aw | ((uint64_t)1 << (idx & 63)));  /* INV-ALLOCBITS */
+    if (WBGC__UNLIKELY(p->fast.wb_on))                    /* allocate black */
+        __atomic_fetch_or(&s->markbits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+    void *obj = (void *)(s->base + idx * s->elemsize);
+    if (s->needzero) memset(obj, 0, s->elemsize);          /* INV-ZERO */
+    WBGC__STORE(p->allocd, p->allocd + s->elemsize);
+    return obj;
+}
+
+WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 0); }
+WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 1); }
+
+/* wbgc__release_caches hands every cached span of p back to its central
+   list. World stopped, or p's own thread holding sched_lock. */
+static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p)
+{
+    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+        wbgc__span *s = p->cache[spc];
+        if (s == &wbgc__empty_span) continue;
+        wbgc__central *c = &h->central[spc];
+        pthread_mutex_lock(&c->lock);
+        s->cached = 0;
+        if (s->freeindex < s->nelems) wbgc__list_push(&c->partial, s);
+        else wbgc__list_push(&c->full, s);
+        pthread_mutex_unlock(&c->lock);
+        p->cache[spc] = &wbgc__empty_span;
+    }
+}
+
+/* =========================================================================
+   Barrier buffers
+   ========================================================================= */
+
+/* The barrier is never on in this release: every cycle runs with the world
+   stopped (INV-WBBUF holds throughout). Reaching the slow path means the
+   flag was corrupted. */
+WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val)
+{
+    wbgc__panic("INV-WBBUF: write barrier slow path reached with the barrier off "
+                "(p=%p slot=%p val=%p): P corrupted?", (void *)p, slot, val);
+}
+
+/* wbgc__copy_words moves n aligned words, never splitting a pointer
+   (PITFALLS 8), front to back or back to front as the overlap needs. */
+static void wbgc__copy_words(uintptr_t *dst, const uintptr_t *src, size_t n)
+{
+    if (dst < src) {
+        for (size_t i = 0; i < n; i++) WBGC__STORE(dst[i], WBGC__LOAD(src[i]));
+    } else {
+        for (size_t i = n; i-- > 0;) WBGC__STORE(dst[i], WBGC__LOAD(src[i]));
+    }
+}
+
+WBGCDEF void wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n)
+{
+    if (WBGC__UNLIKELY(p->fast.wb_on)) wbgc__write_slow(p, dst, (void *)(uintptr_t)src);
+    if (dst == src || n == 0) return;
+    if ((((uintptr_t)dst | (uintptr_t)src | n) & (sizeof(uintptr_t) - 1)) == 0)
+        wbgc__copy_words((uintptr_t *)dst, (const uintptr_t *)src, n / sizeof(uintptr_t));
+    else
+        memmove(dst, src, n);  /* unaligned: holds no pointer the collector sees */
+}
+
+/* =========================================================================
+   Mark work
+   ========================================================================= */
+
+#define WBGC__WBUF_CHUNK 64  /* work buffers per mmap */
+
+static wbgc__wbuf *wbgc__wbuf_get_empty(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->work_lock);
+    wbgc__wbuf *b = h->work_empty;
+    if (b) {
+        h->work_empty = b->next;
+    } else {
+        size_t bytes = sizeof(wbgc__wbuf) * WBGC__WBUF_CHUNK;
+        char *m = (char *)mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            wbgc__panic("out of memory for mark work buffers (%zu bytes): cannot finish marking", bytes);
+        /* The chunk's first buffer doubles as its record for wbgc_heap_free. */
+        wbgc__wbchunk *ck = (wbgc__wbchunk *)(void *)m;
+        ck->bytes = bytes;
+        ck->next = h->work_chunks;
+        h->work_chunks = ck;
+        for (size_t i = 2; i < WBGC__WBUF_CHUNK; i++) {
+            wbgc__wbuf *e = (wbgc__wbuf *)(void *)(m + i * sizeof(wbgc__wbuf));
+            e->next = h->work_empty;
+            h->work_empty = e;
+        }
+        b = (wbgc__wbuf *)(void *)(m + sizeof(wbgc__wbuf));
+    }
+    pthread_mutex_unlock(&h->work_lock);
+    b->next = NULL;
+    b->n = 0;
+    return b;
+}
+
+static void wbgc__wbuf_put(wbgc_heap *h, wbgc__wbuf **list, wbgc__wbuf *b)
+{
+    pthread_mutex_lock(&h->work_lock);
+    b->next = *list;
+    *list = b;
+    pthread_mutex_unlock(&h->work_lock);
+}
+
+static wbgc__wbuf *wbgc__wbuf_get_full(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->work_lock);
+    wbgc__wbuf *b = h->work_full;
+    if (b) h->work_full = b->next;
+    pthread_mutex_unlock(&h->work_lock);
+    return b;
+}
+
+static WBGC__NOINLINE wbgc__wbuf *wbgc__gcw_put_slow(wbgc_heap *h, wbgc__gcwork *g)
+{
+    if (!g->w1) {
+        g->w1 = wbgc__wbuf_get_empty(h);
+        g->w2 = wbgc__wbuf_get_empty(h);
+        return g->w1;
+    }
+    wbgc__wbuf *t = g->w1;
+    g->w1 = g->w2;
+    g->w2 = t;
+    if (g->w1->n < WBGC_WORKBUF_ENTRIES) return g->w1;
+    wbgc__wbuf_put(h, &h->work_full, g->w1);
+    g->w1 = wbgc__wbuf_get_empty(h);
+    return g->w1;
+}
+
+static inline void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+{
+    wbgc__wbuf *b = g->w1;
+    if (WBGC__UNLIKELY(!b || b->n == WBGC_WORKBUF_ENTRIES)) b = wbgc__gcw_put_slow(h, g);
+    b->obj[b->n++] = obj;
+}
+
+static WBGC__NOINLINE uintptr_t wbgc__gcw_get_slow(wbgc_heap *h, wbgc__gcwork *g)
+{
+    if (!g->w1) return 0;
+    wbgc__wbuf *t = g->w1;
+    g->w1 = g->w2;
+    g->w2 = t;
+    if (g->w1->n) return g->w1->obj[--g->w1->n];
+    wbgc__wbuf *f = wbgc__wbuf_get_full(h);
+    if (!f) return 0;
+    wbgc__wbuf_put(h, &h->work_empty, g->w1);
+    g->w1 = f;
+    return f->obj[--f->n];
+}
+
+/* wbgc__gcw_get pops a grey object, or returns 0 when this gcWork and the
+   global full list are empty. */
+static inline uintptr_t wbgc__gcw_get(wbgc_heap *h, wbgc__gcwork *g)
+{
+    wbgc__wbuf *b = g->w1;
+    if (WBGC__LIKELY(b && b->n)) return b->obj[--b->n];
+    return wbgc__gcw_get_slow(h, g);
+}
+
+/* wbgc__gcw_dispose hands g's buffers back: empty ones to the empty list,
+   others to the full list. */
+static void wbgc__gcw_dispose(wbgc_heap *h, wbgc__gcwork *g)
+{
+    wbgc__wbuf *bs[2] = {g->w1, g->w2};
+    for (int i = 0; i < 2; i++)
+        if (bs[i]) wbgc__wbuf_put(h, bs[i]->n ? &h->work_full : &h->work_empty, bs[i]);
+    g->w1 = g->w2 = NULL;
+}
+
+/* =========================================================================
+   Marker and roots
+   ========================================================================= */
+
+/* wbgc__shade greys the object v points into (interior pointers too), if v
+   points into an allocated object not yet marked. Any value may come here. */
+static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
+{
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (!s) return;
+    uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    if (idx >= s->nelems) return;                 /* the span's tail waste */
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (!(WBGC__LOAD(s->allocbits[idx >> 6]) & bit)) return;  /* a free slot */
+    uint64_t *mw = &s->markbits[idx >> 6];
+    if (WBGC__LOAD(*mw) & bit) return;
+    if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
+    g->bytes_marked += s->elemsize;
+    if (!s->noscan) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
+}
+
+/* wbgc__scan_range shades every aligned word in [lo, hi). Stacks hold
+   sanitizer redzones and the words of other threads' dead frames: reading
+   them is by design, so the sanitizers are told not to look. */
+static WBGC__NO_SANITIZE void wbgc__scan_range(wbgc_heap *h, wbgc__gcwork *g, uintptr_t lo,
+                                               uintptr_t hi)
+{
+    uintptr_t hlo = WBGC__LOAD(h->lo), hhi = WBGC__LOAD(h->hi);
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+        uintptr_t v = *(const uintptr_t *)a;
+        if (v - hlo < hhi - hlo) wbgc__shade(h, g, v);
+    }
+}
+
+/* wbgc__drain scans grey objects until none is left. */
+static void wbgc__drain(wbgc_heap *h, wbgc__gcwork *g)
+{
+    uintptr_t obj;
+    while ((obj = wbgc__gcw_get(h, g)) != 0) {
+        wbgc__span *s = wbgc__span_of(h, obj);
+        WBGC_ASSERT(s && !s->noscan);
+        wbgc__scan_range(h, g, obj, obj + s->elemsize);
+    }
+}
+
+/* wbgc__scan_p scans p's stack from its saved stack pointer to its base, and
+   its saved registers. World stopped: p parked, blocked, or the collector. */
+static void wbgc__scan_p(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
+{
+    uintptr_t lo = p->saved_sp;
+    if (lo < p->stack_lo || lo > p->stack_hi)
+        wbgc__panic("P %p: saved stack pointer %#lx outside its stack [%#lx, %#lx)", (void *)p,
+                    (unsigned long)lo, (unsigned long)p->stack_lo, (unsigned long)p->stack_hi);
+    wbgc__scan_range(h, g, lo, p->stack_hi);
+    wbgc__scan_range(h, g, (uintptr_t)p->ctx, (uintptr_t)(p->ctx + WBGC__CTX_SP));
+    wbgc__scan_range(h, g, (uintptr_t)&p->jb, (uintptr_t)&p->jb + sizeof p->jb);
+}
+
+/* wbgc__mark marks everything reachable from the roots. World stopped. */
+static void wbgc__mark(wbgc_heap *h, wbgc__gcwork *g)
+{
+    pthread_mutex_lock(&h->roots_lock);
+    for (size_t i = 0; i < h->nroots; i++)
+        wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
+    pthread_mutex_unlock(&h->roots_lock);
+    if (!(h->cfg.flags & WBGC_NO_STACK_SCAN))
+        for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
+    wbgc__drain(h, g);
+    wbgc__gcw_dispose(h, g);
+    WBGC_ASSERT(h->work_full == NULL);
+}
+
+/* =========================================================================
+   Sweep
+   ========================================================================= */
+
+typedef struct wbgc__sweep_result { uint64_t live, freed; } wbgc__sweep_result;
+
+/* wbgc__sweep_small: the span's mark bits become its allocation bits; an
+   empty span goes back to the page heap. World stopped; c->lock held. */
+static void wbgc__sweep_small(wbgc_heap *h, wbgc__central *c, wbgc__span *s, uint64_t cycle,
+                              wbgc__sweep_result *r)
+{
+    uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
+    for (uint32_t w = 0; w < words; w++) {
+        nalloc += (uint32_t)__builtin_popcountll(s->allocbits[w]);
+        nlive += (uint32_t)__builtin_popcountll(s->markbits[w]);
+        WBGC_ASSERT((s->markbits[w] & ~s->allocbits[w]) == 0);  /* marks only allocated */
+    }
+    r->freed += (uint64_t)(nalloc - nlive) * s->elemsize;
+    r->live += (uint64_t)nlive * s->elemsize;
+    if (nlive == 0) {
+        pthread_mutex_lock(&h->lock);
+        wbgc__pages_free(h, s, cycle);
+        pthread_mutex_unlock(&h->lock);
+        return;
+    }
+    memcpy(s->allocbits, s->markbits, words * sizeof(uint64_t));
+    memset(s->markbits, 0, words * sizeof(uint64_t));  /* INV-MARKCLEAR */
+    s->freeindex = 0;
+    if (nlive < nalloc) s->needzero = 1;               /* INV-ZERO */
+    wbgc__list_push(nlive == s->nelems ? &c->full : &c->partial, s);
+}
+
+/* wbgc__sweep_all sweeps every span. World stopped, caches released. */
+static wbgc__sweep_result wbgc__sweep_all(wbgc_heap *h, uint64_t cycle)
+{
+    wbgc__sweep_result r = {0, 0};
+    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+        wbgc__central *c = &h->central[spc];
+        pthread_mutex_lock(&c->lock);
+        wbgc__span *lists[2] = {c->partial, c->full}, *s;
+        c->partial = c->full = NULL;
+        for (int i = 0; i < 2; i++)
+            while ((s = wbgc__list_pop(&lists[i])) != NULL) wbgc__sweep_small(h, c, s, cycle, &r);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_lock(&h->lock);
+    wbgc__span *s = h->large, *next;
+    for (; s; s = next) {
+        next = s->next;
+        if (s->markbits[0] & 1) {
+            s->markbits[0] = 0;  /* INV-MARKCLEAR */
+            r.live += s->elemsize;
+        } else {
+            r.freed += s->elemsize;
+            wbgc__list_remove(&h->large, s);
+            wbgc__pages_free(h, s, cycle);
+        }
+    }
+    wbgc__scavenge(h, cycle);
+    pthread_mutex_unlock(&h->lock);
+    return r;
+}
+
+/* =========================================================================
+   Pacer
+   ========================================================================= */
+
+/* wbgc__pace sets the next goal from what this cycle found live. */
+static void wbgc__pace(wbgc_heap *h, uint64_t live)
+{
+    int gcp = h->cfg.gc_percent;
+    uint64_t goal = 0;
+    if (gcp >= 0) {
+        uint64_t floor = WBGC__MIN_HEAP * (uint64_t)gcp / 100;
+        if (floor < (256u << 10)) floor = 256u << 10;
+        goal = live + live / 100 * (uint64_t)gcp;
+        if (goal < floor) goal = floor;
+    }
+    WBGC__STORE(h->heap_marked, live);
+    WBGC__STORE(h->alloc_since, 0);
+    WBGC__STORE(h->goal, goal);
+}
+
+/* =========================================================================
+   The cycle, stats and trace
+   ========================================================================= */
+
+static void wbgc__record_pause(wbgc_heap *h, uint64_t ns)
+{
+    pthread_mutex_lock(&h->stats_lock);
+    h->pause_recent_ns[h->pause_count % 256] = ns;
+    h->pause_count++;
+    h->pause_total_ns += ns;
+    if (ns > h->pause_max_ns) h->pause_max_ns = ns;
+    pthread_mutex_unlock(&h->stats_lock);
+}
+
+/* wbgc__collect runs one whole cycle on self's thread. forced: run even if
+   another thread completed a cycle while this one waited for its turn.
+   Called holding no lock. */
+static WBGC__NOINLINE void wbgc__collect(wbgc_p *self, int forced, const char *why)
+{
+    wbgc_heap *h = self->heap;
+    uint64_t seen = __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE);
+    if (pthread_mutex_trylock(&h->gc_lock) != 0) {
+        /* Another cycle runs: wait for it as a blocked P, so that it can
+           stop the world without us. */
+        WBGC__SAVE_CONTEXT(self);
+        wbgc__enter_blocked(h, self);
+        pthread_mutex_lock(&h->gc_lock);
+        wbgc__leave_blocked(h, self);
+        if (!forced && __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE) != seen) {
+            pthread_mutex_unlock(&h->gc_lock);
+            return;
+        }
+    }
+    __atomic_store_n(&h->cycles_started, h->cycles_started + 1, __ATOMIC_RELEASE);
+    uint64_t t0 = wbgc__now_ns();
+    wbgc__stop_world(h, self);
+    uint64_t t_stopped = wbgc__now_ns();
+    WBGC__SAVE_CONTEXT(self);
+    for (wbgc_p *q = h->ps; q; q = q->next) wbgc__release_caches(h, q);
+
+    wbgc__gcwork *g = &h->gcw;
+    g->bytes_marked = 0;
+    wbgc__mark(h, g);
+    uint64_t t_marked = wbgc__now_ns();
+
+    uint64_t cycle = h->cycles + 1;
+    wbgc__sweep_result r = wbgc__sweep_all(h, cycle);
+    WBGC_ASSERT(r.live == g->bytes_marked);
+    WBGC__STORE(h->freed_total, h->freed_total + r.freed);
+    wbgc__pace(h, r.live);
+    uint64_t t_end = wbgc__now_ns();
+    pthread_mutex_lock(&h->stats_lock);
+    h->cycles = cycle;
+    pthread_mutex_unlock(&h->stats_lock);
+    wbgc__start_world(h);
+    wbgc__record_pause(h, t_end - t0);
+
+    if (h->cfg.flags & WBGC_TRACE) {
+        const double mb = 1.0 / (1 << 20), ms = 1e-6;
+        pthread_mutex_lock(&h->lock);
+        uint64_t sys = h->mapped_bytes - h->fresh_bytes;
+        pthread_mutex_unlock(&h->lock);
+        fprintf(stderr,
+                "wbgc: gc %llu @%.3fs (%s): pause %.3f ms (stop %.3f, mark %.3f, sweep %.3f); "
+                "heap %.1f -> %.1f MB, goal %.1f MB, sys %.1f MB; %d P\n",
+                (unsigned long long)cycle, (double)(t0 - h->start_ns) * 1e-9, why,
+                (double)(t_end - t0) * ms, (double)(t_stopped - t0) * ms,
+                (double)(t_marked - t_stopped) * ms, (double)(t_end - t_marked) * ms,
+                (double)(r.live + r.freed) * mb, (double)r.live * mb,
+                (double)WBGC__LOAD(h->goal) * mb, (double)sys * mb, h->nps);
+    }
+    pthread_mutex_unlock(&h->gc_lock);
+}
+
+WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_get_stats(h=%p): not a live wbgc heap", (void *)h);
+        return;
+    }
+    uint64_t total = 0;
+    pthread_mutex_lock(&h->sched_lock);
+    total = h->total_alloc_base;
+    for (wbgc_p *q = h->ps; q; q = q->next) total += WBGC__LOAD(q->allocd);
+    pthread_mutex_unlock(&h->sched_lock);
+    uint64_t freed = WBGC__LOAD(h->freed_total);
+    out->total_alloc = total;
+    out->heap_alloc = total > freed ? total - freed : 0;
+    out->heap_live = WBGC__LOAD(h->heap_marked);
+    out->heap_goal = WBGC__LOAD(h->goal);
+    pthread_mutex_lock(&h->lock);
+    out->heap_sys = h->mapped_bytes - h->fresh_bytes;
+    pthread_mutex_unlock(&h->lock);
+    pthread_mutex_lock(&h->stats_lock);
+    out->cycles = h->cycles;
+    out->pause_count = h->pause_count;
+    out->pause_total_ns = h->pause_total_ns;
+    out->pause_max_ns = h->pause_max_ns;
+    memcpy(out->pause_recent_ns, h->pause_recent_ns, sizeof out->pause_recent_ns);
+    out->wb_flushes = h->wb_flushes;
+    out->mark_assist_ns = h->mark_assist_ns;
+    pthread_mutex_unlock(&h->stats_lock);
+}
+
+/* =========================================================================
+   Public API functions
+   ========================================================================= */
+
+WBGCDEF void wbgc_config_default(wbgc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->gc_percent = 100;
+    cfg->memory_limit = 0;
+    cfg->mark_workers = -1;
+    cfg->flags = 0;
+    cfg->on_error = wbgc_default_on_error;
+    cfg->user = NULL;
+}
+
+/* wbgc__env_overrides applies WBGC_GC_PERCENT and WBGC_TRACE. */
+static void wbgc__env_overrides(wbgc_config *cfg)
+{
+    const char *e = getenv("WBGC_GC_PERCENT");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (strcmp(e, "off") == 0) cfg->gc_percent = -1;
+        else if (*end == 0 && v >= -1 && v <= 1000000) cfg->gc_percent = (int)v;
+        else fprintf(stderr, "wbgc: WBGC_GC_PERCENT=%s ignored: want an integer or \"off\"\n", e);
+    }
+    e = getenv("WBGC_TRACE");
+    if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_TRACE;
+}
+
+WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
+{
+    wbgc_config c;
+    if (cfg) c = *cfg;
+    else wbgc_config_default(&c);
+    wbgc__env_overrides(&c);
+    wbgc_heap tmp;  /* for reports before the heap exists */
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = c;
+    const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN;
+    if (c.flags & ~known) {
+        wbgc__report(&tmp, "wbgc: error: wbgc_heap_new: unknown flags %#x", c.flags & ~known);
+        return NULL;
+    }
+    if (c.mark_workers < -1) {
+        wbgc__report(&tmp, "wbgc: error: wbgc_heap_new: mark_workers = %d (want -1, 0 or more)",
+                     c.mark_workers);
+        return NULL;
+    }
+    if (c.mark_workers == -1) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c.mark_workers = n >= 8 ? (int)(n / 4) : 1;  /* a quarter of the CPUs */
+    }
+    pthread_once(&wbgc__classes_once, wbgc__classes_init);
+
+    wbgc_heap *h = (wbgc_heap *)calloc(1, sizeof *h);
+    void *index = mmap(NULL, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!h || index == MAP_FAILED) {
+        int err = errno;
+        free(h);
+        if (index != MAP_FAILED) munmap(index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
+        wbgc__report(&tmp, "wbgc: out of memory: wbgc_heap_new: %s", strerror(err));
+        return NULL;
+    }
+    h->magic = WBGC__H_MAGIC;
+    h->cfg = c;
+    h->start_ns = wbgc__now_ns();
+    h->arena_index = (wbgc__arena **)index;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->sched_lock, NULL);
+    pthread_cond_init(&h->parked_cv, NULL);
+    pthread_cond_init(&h->resume_cv, NULL);
+    pthread_mutex_init(&h->gc_lock, NULL);
+    pthread_mutex_init(&h->roots_lock, NULL);
+    pthread_mutex_init(&h->work_lock, NULL);
+    pthread_mutex_init(&h->stats_lock, NULL);
+    for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
+    wbgc__pace(h, 0);
+    return h;
+}
+
+WBGCDEF void wbgc_heap_free(wbgc_heap *h)
+{
+    if (!h) return;
+    if (h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_heap_free(h=%p): not a live wbgc heap", (void *)h);
+        return;
+    }
+    pthread_mutex_lock(&h->sched_lock);
+    if (h->ps) {
+        char list[512];
+        size_t len = 0;
+        for (wbgc_p *q = h->ps; q && len < sizeof list - 64; q = q->next)
+            len += (size_t)snprintf(list + len, sizeof list - len, " %p (thread %#lx)", (void *)q,
+                                    wbgc__thread_id(q->thread));
+        pthread_mutex_unlock(&h->sched_lock);
+        wbgc__report(h, "wbgc: misuse: wbgc_heap_free(h=%p) with %d P(s) still attached:%s; "
+                     "detach every P first. Nothing was freed.", (void *)h, h->nps, list);
+        return;
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    h->magic = 0;
+    for (wbgc_p *q = h->free_ps, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    /* Span structs: every list that holds one. */
+    wbgc__span **lists[WBGC__NSPC * 2 + WBGC__FREE_LISTS + 3];
+    size_t nl = 0;
+    for (size_t i = 0; i < WBGC__NSPC; i++) {
+        lists[nl++] = &h->central[i].partial;
+        lists[nl++] = &h->central[i].full;
+    }
+    for (size_t i = 0; i <= WBGC__FREE_LISTS; i++) lists[nl++] = &h->free_runs[i];
+    lists[nl++] = &h->large;
+    for (size_t i = 0; i < nl; i++) {
+        wbgc__span *s;
+        while ((s = wbgc__list_pop(lists[i])) != NULL) free(s);
+    }
+    for (wbgc__span *s = h->spare_spans, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    for (wbgc__arena *a = h->arenas, *n; a; a = n) {
+        n = a->next;
+        if (a->mapping_head) munmap((void *)a->base, a->mapping_bytes);
+        free(a);
+    }
+    for (wbgc__wbchunk *ck = h->work_chunks, *n; ck; ck = n) {
+        n = ck->next;
+        munmap(ck, ck->bytes);
+    }
+    free(h->roots);
+    munmap(h->arena_index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
+    pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->sched_lock);
+    pthread_cond_destroy(&h->parked_cv);
+    pthread_cond_destroy(&h->resume_cv);
+    pthread_mutex_destroy(&h->gc_lock);
+    pthread_mutex_destroy(&h->roots_lock);
+    pthread_mutex_destroy(&h->work_lock);
+    pthread_mutex_destroy(&h->stats_lock);
+    for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_destroy(&h->central[i].lock);
+    free(h);
+}
+
+WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_attach(h=%p): not a live wbgc heap", (void *)h);
+        return NULL;
+    }
+    pthread_t self = pthread_self();
+    pthread_attr_t attr;
+    void *stack_addr = NULL;
+    size_t stack_size = 0;
+    if (pthread_getattr_np(self, &attr) == 0) {
+        pthread_attr_getstack(&attr, &stack_addr, &stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    if (!stack_addr && !(h->cfg.flags & WBGC_NO_STACK_SCAN)) {
+        wbgc__report(h, "wbgc: error: wbgc_attach: cannot find the bounds of thread %#lx's stack "
+                     "to scan it (use WBGC_NO_STACK_SCAN and registered roots)",
+                     wbgc__thread_id(self));
+        return NULL;
+    }
+    pthread_mutex_lock(&h->sched_lock);
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        if (pthread_equal(q->thread, self)) {
+            pthread_mutex_unlock(&h->sched_lock);
+            wbgc__report(h, "wbgc: misuse: wbgc_attach(h=%p): thread %#lx already holds P %p "
+                         "(rule 1: one P per thread)", (void *)h, wbgc__thread_id(self), (void *)q);
+            return NULL;
+        }
+    }
+    while (h->stopping) pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+    wbgc_p *p = h->free_ps;
+    if (p) h->free_ps = p->next;
+    else p = (wbgc_p *)malloc(sizeof *p);
+    if (!p) {
+        pthread_mutex_unlock(&h->sched_lock);
+        wbgc__report(h, "wbgc: out of memory: wbgc_attach: no memory for a P");
+        return NULL;
+    }
+    memset(p, 0, sizeof *p);
+    p->heap = h;
+    p->magic = WBGC__P_MAGIC;
+    p->status = WBGC__P_RUNNING;
+    p->thread = self;
+    p->stack_lo = (uintptr_t)stack_addr;
+    p->stack_hi = (uintptr_t)stack_addr + stack_size;
+    for (size_t i = 0; i < WBGC__NSPC; i++) p->cache[i] = &wbgc__empty_span;
+    p->next = h->ps;
+    h->ps = p;
+    h->nps++;
+    wbgc__update_preempt(h, p);
+    pthread_mutex_unlock(&h->sched_lock);
+    return p;
+}
+
+WBGCDEF void wbgc_detach(wbgc_p *p)
+{
+    if (wbgc__check_p(p, "wbgc_detach") < 0) return;
+    wbgc_heap *h = p->heap;
+    if (p->status != WBGC__P_RUNNING) {
+        wbgc__report(h, "wbgc: misuse: wbgc_detach(p=%p) inside a blocking region", (void *)p);
+        return;
+    }
+    pthread_mutex_lock(&h->sched_lock);
+    while (h->stopping) wbgc__park(h, p);
+    wbgc__release_caches(h, p);
+    h->total_alloc_base += p->allocd;
+    WBGC__ADD(h->alloc_since, p->allocd - p->allocd_reported);
+    wbgc_p **pp = &h->ps;
+    while (*pp != p) pp = &(*pp)->next;
+    *pp = p->next;
+    h->nps--;
+    p->magic = WBGC__P_DEAD;
+    p->status = WBGC__P_DETACHED;
+    wbgc__update_preempt(h, p);  /* sticky: every later use takes the slow path */
+    p->next = h->free_ps;
+    h->free_ps = p;
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_add_roots(h=%p): not a live wbgc heap", (void *)h);
+        return -1;
+    }
+    uintptr_t lo = (uintptr_t)start;
+    if (!start || size == 0 || lo + size < lo) {
+        wbgc__report(h, "wbgc: error: wbgc_add_roots(start=%p, size=%zu): %s", start, size,
+                     !start ? "NULL start" : size == 0 ? "empty region" : "region wraps around");
+        return -1;
+    }
+    pthread_mutex_lock(&h->roots_lock);
+    if (h->nroots == h->roots_cap) {
+        size_t cap = h->roots_cap ? h->roots_cap * 2 : 16;
+        wbgc__root *r = (wbgc__root *)realloc(h->roots, cap * sizeof *r);
+        if (!r) {
+            pthread_mutex_unlock(&h->roots_lock);
+            wbgc__report(h, "wbgc: out of memory: wbgc_add_roots(start=%p, size=%zu)", start, size);
+            return -1;
+        }
+        h->roots = r;
+        h->roots_cap = cap;
+    }
+    h->roots[h->nroots].start = start;
+    h->roots[h->nroots].lo = lo;
+    h->roots[h->nroots].hi = lo + size;
+    h->nroots++;
+    pthread_mutex_unlock(&h->roots_lock);
+    return 0;
+}
+
+WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_remove_roots(h=%p): not a live wbgc heap", (void *)h);
+        return;
+    }
+    pthread_mutex_lock(&h->roots_lock);
+    for (size_t i = h->nroots; i-- > 0;) {
+        if (h->roots[i].start == start) {
+            h->roots[i] = h->roots[--h->nroots];
+            pthread_mutex_unlock(&h->roots_lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&h->roots_lock);
+    wbgc__report(h, "wbgc: misuse: wbgc_remove_roots(start=%p): no root region starts there", start);
+}
+
+WBGCDEF void wbgc_collect(wbgc_p *p)
+{
+    if (wbgc__check_p(p, "wbgc_collect") < 0) return;
+    if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_slow(p);
+    wbgc__collect(p, 1, "wbgc_collect");
+}
+
+#endif /* WBGC__IMPLEMENTED */
+#endif /* WBGC_IMPLEMENTATION */
+
+/* -------------------------------------------------------------------------
+   MIT License
+
+   Copyright (c) 2026 the wbgc authors
+
+   Permission is hereby granted, free of charge, to any person obtaining a
+   copy of this software and associated documentation files (the "Software"),
+   to deal in the Software without restriction, including without limitation
+   the rights to use, copy, modify, merge, publish, distribute, sublicense,
+   and/or sell copies of the Software, and to permit persons to whom the
+   Software is furnished to do so, subject to the following conditions:
+
+   The above copyright notice and this permission notice shall be included in
+   all copies or substantial portions of the Software.
+
+   THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+   IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+   FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+   AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+   LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING
+   FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
+   DEALINGS IN THE SOFTWARE.
+   ------------------------------------------------------------------------- */
