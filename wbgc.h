@@ -452,7 +452,7 @@ static struct {
     uint32_t npages[WBGC__MAX_CLASSES];
     uint32_t nelems[WBGC__MAX_CLASSES];
     uint32_t divmagic[WBGC__MAX_CLASSES];  /* idx = (off * divmagic) >> 32 */
-    uint8_t  by16[WBGC__MAX_SMALL / 16 + 1];  /* size <= 1024, by (size+15)/16 */
+    uint8_t  by16[1024 / 16 + 1];             /* size <= 1024, by (size+15)/16 */
     uint8_t  by128[WBGC__MAX_SMALL / 128 + 1]; /* size > 1024, by (size+127)/128 */
 } wbgc__classes;
 static pthread_once_t wbgc__classes_once = PTHREAD_ONCE_INIT;
@@ -1131,11 +1131,14 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
     uint64_t delta = p->allocd - p->allocd_reported;
     p->allocd_reported = p->allocd;
     WBGC__ADD(h->alloc_since, delta);
-    if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h))
+    int collected = 0;
+    if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h)) {
         wbgc__collect(p, 0, "heap reached its goal");
+        collected = 1;
+    }
     size_t limit = h->cfg.memory_limit;
     if (limit && wbgc__heap_estimate(h) + more > limit) {
-        wbgc__collect(p, 1, "memory limit");
+        if (!collected) wbgc__collect(p, 1, "memory limit");
         if (wbgc__heap_estimate(h) + more > limit) {
             wbgc__report(h, "wbgc: out of memory: allocating %llu bytes would exceed the memory "
                          "limit of %zu bytes (%llu bytes live after a full collection)",
@@ -1157,6 +1160,7 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
 static inline uint32_t wbgc__next_free(wbgc__span *s)
 {
     uint32_t i = s->freeindex, n = s->nelems;
+    if (i >= n) return UINT32_MAX;  /* wbgc__empty_span, shared: never written */
     while (i < n) {
         uint64_t w = ~s->allocbits[i >> 6] >> (i & 63);
         if (w) {
