@@ -65,7 +65,7 @@ run_suite() {
     p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
-    grep -E '^(FAIL|  )' "$log" | head -n 40
+    grep -E 'FAIL' "$log" | head -n 40
     echo "   $line"
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
         [ "$f" -ne 0 ] || FAILED=$((FAILED + 1))
@@ -111,7 +111,16 @@ cmd_test() {
         echo "== skipped: ASan/UBSan runtimes missing (apt-get install libasan8 libubsan1)"
     fi
 
-    # 3. clang, optimised
+    # 3. ThreadSanitizer (the portable barrier path): every race is a failure
+    if can_build "$CC" -fsanitize=thread; then
+        check build-gcc-tsan "$CC" -O1 -g -fsanitize=thread $WARN -DWBGC_NO_ASM test.c -o "$OUT/test_tsan" $LIBS
+        stop_on_failure
+        TSAN_OPTIONS=halt_on_error=1 run_suite test-gcc-tsan "$OUT/test_tsan"; stop_on_failure
+    else
+        echo "== skipped: ThreadSanitizer runtime missing (apt-get install libtsan2)"
+    fi
+
+    # 4. clang, optimised
     if have clang; then
         check build-clang-O2 clang -O2 -g $WARN test.c -o "$OUT/test_clang" $LIBS; stop_on_failure
         run_suite test-clang-O2 "$OUT/test_clang"; stop_on_failure
@@ -119,7 +128,7 @@ cmd_test() {
         echo "== skipped: clang not found (apt-get install clang)"
     fi
 
-    # 4. compile checks: examples with both compilers, C++, WBGC_STATIC in two TUs
+    # 5. compile checks: examples with both compilers, C++, WBGC_STATIC in two TUs
     check examples-gcc build_examples; stop_on_failure
     if have clang; then
         check examples-clang env CC=clang bash -c "$(declare -f build_examples); OUT=$OUT; WARN='$WARN'; LIBS='$LIBS'; build_examples"

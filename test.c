@@ -1,0 +1,2882 @@
+/* test.c -- wbgc's test runner: one binary, a table of tests.
+ *
+ *   gcc -O2 -Wall -Wextra -Werror -pthread test.c -o test && ./test
+ *   ./test --list        the names of all tests, one per line
+ *   ./test NAME...       run only the named tests
+ *
+ * Every test makes its own heap (wbgc_heap_new with a config whose on_error
+ * records the messages), attaches, works, detaches and frees the heap, so a
+ * test can run alone and no test depends on another. CHECK records file:line
+ * and the failed expression and keeps going. The last line of output is
+ * always "N passed, N failed" (counting tests); the exit status is non-zero
+ * when any test failed. A crash or a hang (watchdog) still prints that line,
+ * counting the test that died and those not run as failed.
+ *
+ * Conservative stack scanning means a stale copy of a pointer on the stack
+ * or in a register can keep "garbage" alive by accident. So tests that check
+ * reclamation make the garbage in noinline helpers, wipe the dead part of the
+ * stack (scrub_stack) before collecting, and assert on bulk numbers
+ * (heap_alloc), never on one object. At -O0 a function keeps copies of
+ * every pointer it touches in its own frame, out of the scrub's reach, so
+ * a phase that holds objects which must later be reclaimed runs in a
+ * noinline helper, and the caller only scrubs, collects and measures; and
+ * "held" baselines are absolute, since a stale word may pin an object for
+ * a while and then let it go. Tests that check survival hold pointers
+ * in volatile locals (which live in the stack frame) and fill objects with a
+ * pattern derived from a seed: reuse of a live object's memory zeroes or
+ * overwrites the pattern, and new objects are checked not to overlap it.
+ *
+ * Environment:
+ *   WBGC_TEST_SCALE=f       multiply the work of the heavy tests (default 1)
+ *   WBGC_TEST_LIST_NODES=n  nodes in long_list (default 10000000)
+ *   WBGC_TEST_TIMEOUT=s     watchdog per test, in seconds (default 300)
+ *   WBGC_TEST_TRACE=1       add WBGC_TRACE to every heap the tests make
+ * The runner unsets WBGC_GC_PERCENT and WBGC_TRACE at start: they override
+ * the config, and each test relies on the config it sets. */
+
+#define WBGC_IMPLEMENTATION
+#include "wbgc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+#define KB ((size_t)1024)
+#define MB ((size_t)1024 * 1024)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Under the sanitizers: keep locals on the real stack (the collector scans
+   it; ASan's fake stack for use-after-return is heap memory it cannot see),
+   and make UBSan stop at the first report instead of printing and going on. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "detect_stack_use_after_return=0"; }
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
+/* =========================================================================
+   The harness: CHECK, notes, the error log, the watchdog
+   ========================================================================= */
+
+static const char *volatile g_test_name = "";
+static int g_test_fails;                 /* failed CHECKs in the running test */
+static pthread_mutex_t g_out_mu = PTHREAD_MUTEX_INITIALIZER;
+#define MAX_PRINTED_FAILS 30
+
+static double g_scale = 1.0;
+static size_t g_list_nodes = 10000000;
+static unsigned g_timeout = 300;
+static unsigned g_extra_flags;
+
+static int fail_count_and_print(void)
+{
+    int n = __atomic_add_fetch(&g_test_fails, 1, __ATOMIC_RELAXED);
+    if (n == MAX_PRINTED_FAILS + 1) {
+        pthread_mutex_lock(&g_out_mu);
+        printf("    (further failures of this test not printed)\n");
+        pthread_mutex_unlock(&g_out_mu);
+    }
+    return n <= MAX_PRINTED_FAILS;
+}
+
+static void check_fail(const char *file, int line, const char *expr)
+{
+    if (!fail_count_and_print()) return;
+    pthread_mutex_lock(&g_out_mu);
+    printf("    FAIL %s:%d: %s\n", file, line, expr);
+    pthread_mutex_unlock(&g_out_mu);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void check_failf(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    if (!fail_count_and_print()) return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&g_out_mu);
+    printf("    FAIL %s:%d: %s -- %s\n", file, line, expr, buf);
+    pthread_mutex_unlock(&g_out_mu);
+}
+
+#define CHECK(c) do { if (!(c)) check_fail(__FILE__, __LINE__, #c); } while (0)
+#define CHECKF(c, ...) do { if (!(c)) check_failf(__FILE__, __LINE__, #c, __VA_ARGS__); } while (0)
+#define FAILF(...) check_failf(__FILE__, __LINE__, "", __VA_ARGS__)
+/* REQUIRE: a CHECK after whose failure the test cannot go on. */
+#define REQUIRE(c) do { if (!(c)) { check_fail(__FILE__, __LINE__, #c); return; } } while (0)
+
+__attribute__((format(printf, 1, 2)))
+static void note(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&g_out_mu);
+    printf("    note: %s\n", buf);
+    pthread_mutex_unlock(&g_out_mu);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts;
+    ts.tv_sec = us / 1000000;
+    ts.tv_nsec = (us % 1000000) * 1000;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static size_t scaled(size_t n)
+{
+    double v = (double)n * g_scale;
+    return v < 1.0 ? 1 : (size_t)v;
+}
+
+/* The error log: a test's on_error. Messages may come from any thread. */
+#define ERRLOG_KEEP 32
+typedef struct errlog {
+    pthread_mutex_t mu;
+    int count;
+    char msg[ERRLOG_KEEP][512];
+} errlog;
+
+static void errlog_init(errlog *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    l->count = 0;
+}
+
+static void errlog_cb(const char *message, void *user)
+{
+    errlog *l = user;
+    pthread_mutex_lock(&l->mu);
+    if (l->count < ERRLOG_KEEP)
+        snprintf(l->msg[l->count], sizeof l->msg[0], "%s", message ? message : "(null message)");
+    l->count++;
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&g_out_mu);
+    printf("    on_error: %s\n", message ? message : "(null message)");
+    pthread_mutex_unlock(&g_out_mu);
+}
+
+static int errlog_count(errlog *l)
+{
+    int n;
+    pthread_mutex_lock(&l->mu);
+    n = l->count;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* errlog_msg: message i, or "" when it was not kept. */
+static const char *errlog_msg(errlog *l, int i)
+{
+    return (i >= 0 && i < ERRLOG_KEEP && i < errlog_count(l)) ? l->msg[i] : "";
+}
+
+static int ci_contains(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               (hay[i] | 0x20) == (needle[i] | 0x20))   /* ASCII fold is enough here */
+            i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+/* errlog_any: does one of the messages from index `from` on contain one of
+   the words (NULL-terminated list)? */
+static int errlog_any(errlog *l, int from, const char *const *words)
+{
+    int i, n = errlog_count(l);
+    for (i = from; i < n && i < ERRLOG_KEEP; i++)
+        for (const char *const *w = words; *w; w++)
+            if (ci_contains(l->msg[i], *w)) return 1;
+    return 0;
+}
+
+static int errlog_has_ptr(errlog *l, int from, const void *ptr)
+{
+    char a[64], b[64];
+    const char *words[3];
+    snprintf(a, sizeof a, "%p", ptr);
+    snprintf(b, sizeof b, "%#lx", (unsigned long)(uintptr_t)ptr);
+    words[0] = a; words[1] = b; words[2] = NULL;
+    return errlog_any(l, from, words);
+}
+
+/* Heaps for tests: every one reports to an errlog. */
+static wbgc_heap *open_heap(errlog *log, int gc_percent, unsigned flags,
+                            int mark_workers, size_t memory_limit)
+{
+    wbgc_config cfg;
+    errlog_init(log);
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = gc_percent;
+    cfg.flags = flags | g_extra_flags;
+    cfg.mark_workers = mark_workers;
+    cfg.memory_limit = memory_limit;
+    cfg.on_error = errlog_cb;
+    cfg.user = log;
+    return wbgc_heap_new(&cfg);
+}
+
+/* close_heap: detach p (if any), free h, and unless errors were expected
+   check that on_error was never called. */
+static void close_heap_at(const char *file, int line, wbgc_heap *h, wbgc_p *p,
+                          errlog *log, int errors_expected)
+{
+    if (p) wbgc_detach(p);
+    if (h) wbgc_heap_free(h);
+    if (!errors_expected && errlog_count(log) != 0)
+        check_failf(file, line, "no unexpected on_error", "%d message(s), first: %s",
+                    errlog_count(log), errlog_msg(log, 0));
+    pthread_mutex_destroy(&log->mu);
+}
+#define CLOSE_HEAP(h, p, log) close_heap_at(__FILE__, __LINE__, h, p, log, 0)
+#define CLOSE_HEAP_ERRS_OK(h, p, log) close_heap_at(__FILE__, __LINE__, h, p, log, 1)
+
+static wbgc_stats get_stats(wbgc_heap *h)
+{
+    wbgc_stats s;
+    memset(&s, 0xAB, sizeof s);   /* every field must be written */
+    wbgc_get_stats(h, &s);
+    return s;
+}
+static uint64_t heap_alloc_of(wbgc_heap *h) { return get_stats(h).heap_alloc; }
+static uint64_t cycles_of(wbgc_heap *h) { return get_stats(h).cycles; }
+
+/* join with the P in a blocking region, as the rules ask. */
+static void join_blocking(wbgc_p *p, pthread_t t)
+{
+    if (p) wbgc_blocking_begin(p);
+    pthread_join(t, NULL);
+    if (p) wbgc_blocking_end(p);
+}
+
+/* wait until *flag != 0 (at most `secs`), in a blocking region. */
+static int wait_flag_blocking(wbgc_p *p, int *flag, double secs)
+{
+    uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
+    int ok;
+    if (p) wbgc_blocking_begin(p);
+    while (!(ok = __atomic_load_n(flag, __ATOMIC_ACQUIRE)) && now_ns() < deadline)
+        sleep_us(200);
+    if (p) wbgc_blocking_end(p);
+    return ok;
+}
+
+/* =========================================================================
+   Helpers: patterns, garbage, stack scrubbing
+   ========================================================================= */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* pattern words are random 64-bit values: they never look like pointers */
+static uint64_t pat_word(uint64_t seed, size_t i)
+{
+    return mix64(seed * 0x9E3779B97F4A7C15ULL + i + 1);
+}
+
+static void fill_pat(void *obj, size_t n, uint64_t seed)
+{
+    uint64_t *w = obj;
+    unsigned char *b = obj;
+    size_t i, nw = n / 8;
+    for (i = 0; i < nw; i++) w[i] = pat_word(seed, i);
+    for (i = nw * 8; i < n; i++) b[i] = (unsigned char)pat_word(seed, i + 0x100000000ULL);
+}
+
+/* check_pat: how many words (and tail bytes) differ from the pattern. */
+static size_t check_pat(const void *obj, size_t n, uint64_t seed)
+{
+    const uint64_t *w = obj;
+    const unsigned char *b = obj;
+    size_t i, nw = n / 8, bad = 0;
+    for (i = 0; i < nw; i++) bad += w[i] != pat_word(seed, i);
+    for (i = nw * 8; i < n; i++) bad += b[i] != (unsigned char)pat_word(seed, i + 0x100000000ULL);
+    return bad;
+}
+
+/* count_nonzero: non-zero bytes in [obj, obj+n). */
+static size_t count_nonzero(const void *obj, size_t n)
+{
+    const uint64_t *w = obj;
+    const unsigned char *b = obj;
+    size_t i, nw = n / 8, bad = 0;
+    for (i = 0; i < nw; i++)
+        if (w[i]) {
+            uint64_t v = w[i];
+            for (int k = 0; k < 8; k++, v >>= 8) bad += (v & 0xff) != 0;
+        }
+    for (i = nw * 8; i < n; i++) bad += b[i] != 0;
+    return bad;
+}
+
+static int overlaps(uintptr_t a, size_t an, uintptr_t b, size_t bn)
+{
+    if (an == 0) an = 1;
+    if (bn == 0) bn = 1;
+    return a < b + bn && b < a + an;
+}
+
+/* scrub_stack: zero the stack below the caller's frame, where dead frames
+   left pointers that a conservative scan would otherwise find. */
+#define NO_ASAN __attribute__((no_sanitize_address))   /* no redzones left unwiped */
+static NOINLINE NO_ASAN void scrub_stack(void)
+{
+    volatile uint64_t buf[8192];
+    for (size_t i = 0; i < ARRAY_LEN(buf); i++) buf[i] = 0;
+}
+
+/* scrub_stack_runner: the runner's version, before each test. Each test's
+   frame lands where the previous test's frames were; its uninitialised slots
+   would still hold the previous test's pointers, and a new heap is often
+   mapped at the old one's addresses, so those stale words would pin
+   objects of the new heap. */
+static NOINLINE NO_ASAN void scrub_stack_runner(void)
+{
+    volatile uint64_t buf[32768];
+    for (size_t i = 0; i < ARRAY_LEN(buf); i++) buf[i] = 0;
+}
+
+/* churn: allocate about `bytes` of garbage (sizes 16..16+maxsz-1, both
+   kinds), each object's first word dirtied. Returns the bytes allocated. */
+static NOINLINE size_t churn(wbgc_p *p, size_t bytes, size_t maxsz, uint64_t *rng)
+{
+    size_t done = 0;
+    while (done < bytes) {
+        uint64_t r = rnd(rng);
+        size_t n = 16 + (size_t)(r >> 8) % maxsz;
+        uint64_t *q = (r & 1) ? wbgc_alloc(p, n) : wbgc_alloc_noscan(p, n);
+        if (!q) {
+            FAILF("churn: allocation of %zu bytes failed", n);
+            return done;
+        }
+        q[0] = r | 0x8000000000000001ULL;
+        q[(n / 8) - 1] = ~r;
+        done += n;
+    }
+    return done;
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* =========================================================================
+   1. zeroed memory
+   ========================================================================= */
+
+static size_t *zero_sizes(size_t *count)
+{
+    static const size_t edges[] = {
+        511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097,
+        8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 32769, 32784,
+        65535, 65536, 65537, 69999, 70000};
+    size_t *v = malloc(2000 * sizeof *v), n = 0;
+    for (size_t s = 0; s <= 300; s++) v[n++] = s;
+    for (double s = 301; s <= 70000; s = s * 1.06 + 7) v[n++] = (size_t)s;
+    for (size_t i = 0; i < ARRAY_LEN(edges); i++) v[n++] = edges[i];
+    *count = n;
+    return v;
+}
+
+/* zero_round: allocate every size (3 of each, both kinds), check zero,
+   dirty every byte, drop. Addresses (not pointers: malloc memory is not
+   scanned anyway) go to addrs. Returns the number of non-zero bytes seen. */
+static NOINLINE size_t zero_round(wbgc_p *p, const size_t *sizes, size_t ns,
+                                  uintptr_t *addrs, size_t *naddrs)
+{
+    size_t bad = 0, na = 0;
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t i = 0; i < ns; i++)
+            for (int kind = 0; kind < 2; kind++) {
+                size_t n = sizes[i];
+                unsigned char *q = kind ? wbgc_alloc_noscan(p, n) : wbgc_alloc(p, n);
+                if (!q) {
+                    FAILF("allocation of %zu bytes (%s) returned NULL", n, kind ? "noscan" : "scan");
+                    continue;
+                }
+                size_t nz = count_nonzero(q, n);
+                if (nz)
+                    FAILF("fresh %s object of %zu bytes at %p has %zu non-zero bytes",
+                          kind ? "noscan" : "scan", n, (void *)q, nz);
+                bad += nz;
+                memset(q, 0xFF, n);
+                addrs[na++] = (uintptr_t)q;
+            }
+    *naddrs = na;
+    return bad;
+}
+
+static void zeroed_run(unsigned flags)
+{
+    errlog log;
+    size_t ns, na_prev = 0, na = 0, reused = 0, bad = 0;
+    size_t *sizes = zero_sizes(&ns);
+    uintptr_t *prev = malloc(ns * 6 * sizeof *prev), *cur = malloc(ns * 6 * sizeof *cur);
+    wbgc_heap *h = open_heap(&log, -1, flags, -1, 0);
+    REQUIRE(h && sizes && prev && cur);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (int round = 0; round < 4; round++) {
+        bad += zero_round(p, sizes, ns, cur, &na);
+        if (round > 0)
+            for (size_t i = 0; i < na; i++)
+                reused += bsearch(&cur[i], prev, na_prev, sizeof *prev, cmp_uptr) != NULL;
+        qsort(cur, na, sizeof *cur, cmp_uptr);
+        memcpy(prev, cur, na * sizeof *cur);
+        na_prev = na;
+        scrub_stack();
+        wbgc_collect(p);
+    }
+    CHECKF(bad == 0, "%zu non-zero bytes in fresh objects", bad);
+    /* the rounds after the first must have reused freed memory, or the test
+       proved nothing about zeroing of reused memory */
+    CHECKF(reused > na / 4, "only %zu of %zu allocations reused freed addresses", reused, na * 3);
+    note("%zu sizes x 2 kinds x 3, 4 rounds; %zu allocations landed on freed addresses", ns, reused);
+    CLOSE_HEAP(h, p, &log);
+    free(sizes);
+    free(prev);
+    free(cur);
+}
+
+static void test_zeroed_memory(void) { zeroed_run(0); }
+static void test_zeroed_memory_check_mode(void) { zeroed_run(WBGC_CHECK); }
+
+/* =========================================================================
+   2. an object held only by a local survives
+   ========================================================================= */
+
+/* overlap_probe: allocate `count` objects of size n and count those that
+   overlap any range in [ranges, ranges+2*nr) (base, size pairs, kept in
+   malloc memory so that they keep nothing alive). */
+static NOINLINE size_t overlap_probe(wbgc_p *p, size_t n, int count, int noscan,
+                                     const uintptr_t *ranges, size_t nr)
+{
+    size_t bad = 0;
+    for (int i = 0; i < count; i++) {
+        void *q = noscan ? wbgc_alloc_noscan(p, n) : wbgc_alloc(p, n);
+        if (!q) {
+            FAILF("probe allocation of %zu bytes failed", n);
+            return bad + 1;
+        }
+        for (size_t r = 0; r < nr; r++)
+            if (overlaps((uintptr_t)q, n, ranges[2 * r], ranges[2 * r + 1])) {
+                FAILF("new object %p (%zu bytes) overlaps live object %#lx (%zu bytes)",
+                      q, n, (unsigned long)ranges[2 * r], (size_t)ranges[2 * r + 1]);
+                bad++;
+            }
+    }
+    return bad;
+}
+
+static void test_local_survives(void)
+{
+    errlog log;
+    uint64_t rng = 0x2545F4914F6CDD1DULL;
+    static const size_t sz[3] = {1000, 1000, 100000};
+    uintptr_t *ranges = malloc(6 * sizeof *ranges);
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h && ranges);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    unsigned char *volatile obj[3];
+    obj[0] = wbgc_alloc(p, sz[0]);
+    obj[1] = wbgc_alloc_noscan(p, sz[1]);
+    obj[2] = wbgc_alloc(p, sz[2]);
+    REQUIRE(obj[0] && obj[1] && obj[2]);
+    for (int i = 0; i < 3; i++) fill_pat(obj[i], sz[i], 1000 + (uint64_t)i);
+    uint64_t c0 = cycles_of(h);
+    size_t bad = 0, overlap = 0;
+    int rounds = 40;
+    for (int r = 0; r < rounds; r++) {
+        churn(p, 2 * MB, 2000, &rng);
+        if (r % 2 == 0) {
+            scrub_stack();
+            wbgc_collect(p);
+        }
+        for (int i = 0; i < 3; i++) {
+            size_t b = check_pat(obj[i], sz[i], 1000 + (uint64_t)i);
+            if (b) FAILF("round %d: live object %d at %p: %zu words changed", r, i, (void *)obj[i], b);
+            bad += b;
+            ranges[2 * i] = (uintptr_t)obj[i];
+            ranges[2 * i + 1] = sz[i];
+        }
+        overlap += overlap_probe(p, 1000, 300, r & 1, ranges, 3);
+        overlap += overlap_probe(p, 100000, 3, 0, ranges, 3);
+    }
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECK(bad == 0);
+    CHECK(overlap == 0);
+    CHECKF(cyc >= (uint64_t)rounds / 2, "only %llu cycles ran", (unsigned long long)cyc);
+    note("%llu cycles (explicit and automatic) with the object held only by a local",
+         (unsigned long long)cyc);
+    CLOSE_HEAP(h, p, &log);
+    free(ranges);
+}
+
+/* =========================================================================
+   3. unreachable objects are reclaimed
+   ========================================================================= */
+
+/* make_garbage: about `bytes` of unreachable objects: independent ones (no
+   object points to another, so one stale pointer keeps one object). */
+static NOINLINE size_t make_garbage(wbgc_p *p, size_t bytes, uint64_t seed)
+{
+    uint64_t rng = seed | 1;
+    size_t done = 0;
+    while (done < bytes) {
+        uint64_t r = rnd(&rng);
+        size_t n = (r % 16 == 0) ? 40000 + (size_t)(r >> 40) % 100000 : 8 + (size_t)(r >> 32) % 4096;
+        uint64_t *q = (r & 2) ? wbgc_alloc(p, n) : wbgc_alloc_noscan(p, n);
+        if (!q) {
+            FAILF("garbage allocation of %zu bytes failed", n);
+            return done;
+        }
+        q[0] = r | 0x8000000000000000ULL;
+        done += n;
+    }
+    return done;
+}
+
+static void test_garbage_reclaimed(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t sys_first = 0;
+    for (int round = 0; round < 3; round++) {
+        uint64_t s0 = heap_alloc_of(h);
+        size_t made = make_garbage(p, 50 * MB, 77 + (uint64_t)round);
+        uint64_t before = heap_alloc_of(h);
+        CHECKF(before >= s0 + made, "round %d: heap_alloc %llu after allocating %zu (was %llu)",
+               round, (unsigned long long)before, made, (unsigned long long)s0);
+        scrub_stack();
+        wbgc_collect(p);
+        wbgc_stats st = get_stats(h);
+        CHECKF(st.heap_alloc < before / 10,
+               "round %d: heap_alloc %llu after collect, %llu before", round,
+               (unsigned long long)st.heap_alloc, (unsigned long long)before);
+        CHECKF(st.heap_live < before / 10, "round %d: heap_live %llu", round,
+               (unsigned long long)st.heap_live);
+        if (round == 0) sys_first = st.heap_sys;
+        else
+            CHECKF(st.heap_sys <= sys_first + sys_first / 2 + 8 * MB,
+                   "heap_sys grew from %llu to %llu: freed memory not reused",
+                   (unsigned long long)sys_first, (unsigned long long)st.heap_sys);
+        if (round == 2)
+            note("heap_alloc %llu -> %llu after collect; heap_sys %llu",
+                 (unsigned long long)before, (unsigned long long)st.heap_alloc,
+                 (unsigned long long)st.heap_sys);
+    }
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* freed memory goes back to the OS after a few idle cycles (heap_sys falls),
+   and what is allocated on it afterwards is zeroed */
+static NOINLINE size_t dirty_again(wbgc_p *p, size_t bytes)
+{
+    size_t nz = 0;
+    for (size_t done = 0; done < bytes; done += 4 * MB) {
+        unsigned char *q = wbgc_alloc_noscan(p, 4 * MB);
+        if (!q) {
+            FAILF("allocation failed");
+            break;
+        }
+        nz += count_nonzero(q, 4 * MB);
+        memset(q, 0x5A, 4 * MB);
+    }
+    return nz;
+}
+
+static void test_scavenge_returns_memory(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    make_garbage(p, 64 * MB, 5);
+    dirty_again(p, 64 * MB);
+    uint64_t peak = get_stats(h).heap_sys;
+    for (int i = 0; i < 4; i++) {
+        scrub_stack();
+        wbgc_collect(p);
+    }
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.heap_sys < peak / 4, "heap_sys %llu after 4 idle cycles, %llu at the peak (heap_alloc %llu)",
+           (unsigned long long)st.heap_sys, (unsigned long long)peak, (unsigned long long)st.heap_alloc);
+    size_t nz = dirty_again(p, 64 * MB);
+    CHECKF(nz == 0, "%zu non-zero bytes in objects on returned memory", nz);
+    note("heap_sys %llu at the peak, %llu after 4 idle cycles", (unsigned long long)peak,
+         (unsigned long long)st.heap_sys);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   4. interior pointers keep objects alive
+   ========================================================================= */
+
+/* make_interior: a new object of n bytes filled with pattern `seed`;
+   returns only base+off, so no copy of the base survives the call. */
+static NOINLINE unsigned char *make_interior(wbgc_p *p, size_t n, int noscan, uint64_t seed, size_t off)
+{
+    unsigned char *q = noscan ? wbgc_alloc_noscan(p, n) : wbgc_alloc(p, n);
+    if (!q) return NULL;
+    fill_pat(q, n, seed);
+    return q + off;
+}
+
+/* interior_verify: check each object through its interior pointer; bases are
+   computed here (so at -O0 they land in this dead frame, which the caller
+   scrubs, not in the test's) and written only to malloc memory. */
+static NOINLINE size_t interior_verify(unsigned char *volatile *ip, const size_t *off, const size_t *n,
+                                       int nobj, int round, uintptr_t *ranges)
+{
+    size_t bad = 0;
+    for (int i = 0; i < nobj; i++) {
+        size_t b = check_pat(ip[i] - off[i], n[i], 500 + (uint64_t)i);
+        if (b)
+            FAILF("round %d: object of %zu bytes held by pointer at +%zu: %zu words changed",
+                  round, n[i], off[i], b);
+        bad += b;
+        ranges[2 * i] = (uintptr_t)(ip[i] - off[i]);
+        ranges[2 * i + 1] = n[i];
+    }
+    return bad;
+}
+
+static void test_interior_pointers(void)
+{
+    enum { NOBJ = 20 };
+    static const size_t sizes[5] = {24, 200, 3000, 40000, 300000};
+    errlog log;
+    uint64_t rng = 99;
+    size_t n[NOBJ], off[NOBJ];
+    unsigned char *volatile ip[NOBJ];
+    uintptr_t *ranges = malloc(2 * NOBJ * sizeof *ranges);
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h && ranges);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (int i = 0; i < NOBJ; i++) {
+        n[i] = sizes[i / 4];
+        off[i] = (i & 1) ? n[i] - 1 : n[i] / 2;   /* last byte, or the middle */
+        ip[i] = make_interior(p, n[i], (i >> 1) & 1, 500 + (uint64_t)i, off[i]);
+        REQUIRE(ip[i] != NULL);
+    }
+    size_t bad = 0, overlap = 0;
+    for (int r = 0; r < 12; r++) {
+        scrub_stack();
+        wbgc_collect(p);
+        bad += interior_verify(ip, off, n, NOBJ, r, ranges);
+        for (int s = 0; s < 5; s++)
+            overlap += overlap_probe(p, sizes[s], sizes[s] > 30000 ? 4 : 200, r & 1, ranges, NOBJ);
+        memset(ranges, 0, 2 * NOBJ * sizeof *ranges);
+        churn(p, 4 * MB, 3000, &rng);
+    }
+    CHECK(bad == 0);
+    CHECK(overlap == 0);
+    CLOSE_HEAP(h, p, &log);
+    free(ranges);
+}
+
+/* =========================================================================
+   5. pointers inside noscan objects keep nothing alive
+   ========================================================================= */
+
+#define BIG_N 8
+#define BIG_SZ (4 * MB)
+
+/* fill_holder: BIG_N big objects, each only pointed to from holder[i]. */
+static NOINLINE void fill_holder(wbgc_p *p, void **holder, uint64_t seed)
+{
+    for (int i = 0; i < BIG_N; i++) {
+        unsigned char *q = wbgc_alloc_noscan(p, BIG_SZ);
+        if (!q) {
+            FAILF("big allocation failed");
+            continue;
+        }
+        fill_pat(q, 64 * KB, seed + (uint64_t)i);
+        fill_pat(q + BIG_SZ - 64 * KB, 64 * KB, seed + 100 + (uint64_t)i);
+        wbgc_write(p, &holder[i], q);
+    }
+}
+
+static NOINLINE size_t check_holder(void **holder, uint64_t seed)
+{
+    size_t bad = 0;
+    for (int i = 0; i < BIG_N; i++) {
+        unsigned char *q = holder[i];
+        if (!q) { bad++; continue; }
+        bad += check_pat(q, 64 * KB, seed + (uint64_t)i);
+        bad += check_pat(q + BIG_SZ - 64 * KB, 64 * KB, seed + 100 + (uint64_t)i);
+    }
+    return bad;
+}
+
+static void test_noscan_holds_nothing(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile hold_ns = wbgc_alloc_noscan(p, BIG_N * sizeof(void *));
+    void **volatile hold_sc = wbgc_alloc(p, BIG_N * sizeof(void *));
+    REQUIRE(hold_ns && hold_sc);
+    const uint64_t total = (uint64_t)BIG_N * BIG_SZ;
+
+    /* noscan holder: the big objects go */
+    wbgc_collect(p);
+    uint64_t s0 = heap_alloc_of(h);
+    fill_holder(p, hold_ns, 10);
+    uint64_t s1 = heap_alloc_of(h);
+    CHECK(s1 >= s0 + total);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t s2 = heap_alloc_of(h);
+    CHECKF(s2 < s0 + total / 4,
+           "noscan holder: heap_alloc %llu -> %llu after collect (base %llu): the pointers in a "
+           "noscan object kept the objects alive",
+           (unsigned long long)s1, (unsigned long long)s2, (unsigned long long)s0);
+    int kept = 0;
+    for (int i = 0; i < BIG_N; i++) kept += hold_ns[i] != NULL;
+    CHECKF(kept == BIG_N, "the noscan holder's contents changed (%d of %d pointers left)", kept, BIG_N);
+
+    /* scanned holder: the same objects stay, intact, through cycles */
+    fill_holder(p, hold_sc, 20);
+    uint64_t rng = 5;
+    for (int r = 0; r < 3; r++) {
+        scrub_stack();
+        wbgc_collect(p);
+        CHECKF(heap_alloc_of(h) >= total, "scanned holder: heap_alloc %llu < %llu held",
+               (unsigned long long)heap_alloc_of(h), (unsigned long long)total);
+        size_t b = check_holder(hold_sc, 20);
+        CHECKF(b == 0, "round %d: %zu words of big objects held by a scanned object changed", r, b);
+        churn(p, 8 * MB, 100000, &rng);
+    }
+    /* and go when the scanned holder lets go */
+    for (int i = 0; i < BIG_N; i++) wbgc_write(p, &hold_sc[i], NULL);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t t2 = heap_alloc_of(h);
+    CHECKF(t2 < total / 4, "after clearing the scanned holder heap_alloc %llu", (unsigned long long)t2);
+    note("noscan holder: %llu -> %llu (base %llu); scanned holder cleared: -> %llu",
+         (unsigned long long)s1, (unsigned long long)s2, (unsigned long long)s0,
+         (unsigned long long)t2);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   6. large objects
+   ========================================================================= */
+
+enum { NL = 8 };
+static const size_t g_large_sz[NL] = {32 * KB + 1, 40000, 64 * KB + 8, MB + 3,
+                                      8 * MB, 8 * MB + 4096, 100 * MB, 33 * MB};
+
+/* large_make: one object of each size (alternating kinds), each checked
+   zeroed and filled with its pattern. Returns the bytes made. */
+static NOINLINE size_t large_make(wbgc_p *p, unsigned char *volatile *objs, size_t *nonzero)
+{
+    size_t total = 0;
+    for (int i = 0; i < NL; i++) {
+        size_t n = g_large_sz[i];
+        unsigned char *q = (i & 1) ? wbgc_alloc_noscan(p, n) : wbgc_alloc(p, n);
+        objs[i] = q;
+        if (!q) {
+            FAILF("large allocation of %zu bytes failed", n);
+            continue;
+        }
+        size_t nz = count_nonzero(q, n);
+        if (nz) FAILF("fresh large object of %zu bytes has %zu non-zero bytes", n, nz);
+        *nonzero += nz;
+        fill_pat(q, n, 7000 + (uint64_t)i);
+        total += n;
+    }
+    return total;
+}
+
+/* large_hold: make the large objects, keep them in locals through cycles
+   with churn, check them; return with no reference left in a live frame. */
+static NOINLINE size_t large_hold(wbgc_p *p, wbgc_heap *h, size_t *nonzero)
+{
+    unsigned char *volatile objs[NL];
+    uint64_t rng = 4242;
+    uintptr_t *ranges = calloc(2 * NL, sizeof *ranges);
+    if (!ranges) return 0;
+    uint64_t s0 = heap_alloc_of(h);
+    size_t total = large_make(p, objs, nonzero);
+    CHECK(heap_alloc_of(h) >= s0 + total);
+    for (int i = 0; i < NL; i++)
+        for (int j = 0; j < i; j++)
+            if (objs[i] && objs[j])
+                CHECKF(!overlaps((uintptr_t)objs[i], g_large_sz[i], (uintptr_t)objs[j], g_large_sz[j]),
+                       "large objects %d and %d overlap", i, j);
+    size_t bad = 0, overlap = 0;
+    for (int r = 0; r < 3; r++) {
+        churn(p, 16 * MB, 200000, &rng);
+        scrub_stack();
+        wbgc_collect(p);
+        for (int i = 0; i < NL; i++) {
+            if (!objs[i]) continue;
+            size_t b = check_pat(objs[i], g_large_sz[i], 7000 + (uint64_t)i);
+            if (b) FAILF("round %d: large object of %zu bytes: %zu words changed", r, g_large_sz[i], b);
+            bad += b;
+            ranges[2 * i] = (uintptr_t)objs[i];
+            ranges[2 * i + 1] = g_large_sz[i];
+        }
+        overlap += overlap_probe(p, 8 * MB, 3, 1, ranges, NL);
+        overlap += overlap_probe(p, 40000, 20, 0, ranges, NL);
+    }
+    CHECK(bad == 0);
+    CHECK(overlap == 0);
+    for (int i = 0; i < NL; i++) objs[i] = NULL;
+    free(ranges);
+    return total;
+}
+
+/* large_again: allocate the sizes again (on reused memory): zeroed? */
+static NOINLINE size_t large_again(wbgc_p *p)
+{
+    unsigned char *volatile objs[NL];
+    size_t nz = 0;
+    large_make(p, objs, &nz);
+    for (int i = 0; i < NL; i++) objs[i] = NULL;
+    return nz;
+}
+
+static void test_large_objects(void)
+{
+    errlog log;
+    size_t nonzero = 0;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    size_t total = large_hold(p, h, &nonzero);
+    CHECK(nonzero == 0);
+    /* dropped: reclaimed */
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t s2 = heap_alloc_of(h);
+    CHECKF(s2 < total / 5, "after dropping %zu bytes of large objects heap_alloc is %llu", total,
+           (unsigned long long)s2);
+    /* reused memory comes back zeroed */
+    size_t nz2 = large_again(p);
+    CHECKF(nz2 == 0, "reallocated large objects had %zu non-zero bytes", nz2);
+    note("%zu bytes of large objects: heap_alloc after drop+collect %llu", total, (unsigned long long)s2);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   7. registered roots
+   ========================================================================= */
+
+#define ROOT_N 128
+#define ROOT_SZ (64 * KB)
+static void *g_root_static[ROOT_N];
+
+static NOINLINE void roots_fill(wbgc_p *p, void **slots, uint64_t seed, int barrier)
+{
+    for (int i = 0; i < ROOT_N; i++) {
+        void *q = wbgc_alloc_noscan(p, ROOT_SZ);
+        if (!q) {
+            FAILF("root object allocation failed");
+            continue;
+        }
+        fill_pat(q, ROOT_SZ, seed + (uint64_t)i);
+        if (barrier) wbgc_write(p, &slots[i], q);
+        else slots[i] = q;   /* malloc memory that is not a root: plain store */
+    }
+}
+
+static NOINLINE size_t roots_check(void **slots, uint64_t seed)
+{
+    size_t bad = 0;
+    for (int i = 0; i < ROOT_N; i++)
+        bad += slots[i] ? check_pat(slots[i], ROOT_SZ, seed + (uint64_t)i) : ROOT_SZ;
+    return bad;
+}
+
+static void test_registered_roots(void)
+{
+    errlog log;
+    uint64_t rng = 31337;
+    const uint64_t one = (uint64_t)ROOT_N * ROOT_SZ;
+    void **dyn = calloc(ROOT_N, sizeof *dyn);
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h && dyn);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    memset(g_root_static, 0, sizeof g_root_static);
+
+    /* A: malloc memory that is not registered is invisible */
+    wbgc_collect(p);
+    uint64_t a0 = heap_alloc_of(h);
+    roots_fill(p, dyn, 100, 0);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t a1 = heap_alloc_of(h);
+    CHECKF(a1 < a0 + one / 4, "objects referenced only from unregistered malloc memory were kept: "
+           "heap_alloc %llu, base %llu", (unsigned long long)a1, (unsigned long long)a0);
+    memset(dyn, 0, ROOT_N * sizeof *dyn);
+
+    /* B: a registered static array and a registered malloc block keep theirs */
+    CHECK(wbgc_add_roots(h, g_root_static, sizeof g_root_static) == 0);
+    CHECK(wbgc_add_roots(h, dyn, ROOT_N * sizeof *dyn) == 0);
+    uint64_t b0 = heap_alloc_of(h);
+    roots_fill(p, g_root_static, 200, 1);
+    roots_fill(p, dyn, 300, 1);
+    for (int r = 0; r < 5; r++) {
+        churn(p, 8 * MB, 80 * KB, &rng);
+        scrub_stack();
+        wbgc_collect(p);
+        size_t bs = roots_check(g_root_static, 200), bd = roots_check(dyn, 300);
+        CHECKF(bs == 0 && bd == 0, "round %d: objects held by roots changed: static %zu, malloc %zu",
+               r, bs, bd);
+    }
+    uint64_t b1 = heap_alloc_of(h);
+    CHECKF(b1 >= 2 * one, "heap_alloc %llu with %llu bytes held by roots",
+           (unsigned long long)b1, (unsigned long long)(2 * one));
+
+    /* C: after wbgc_remove_roots the regions (still full of pointers) hold nothing */
+    wbgc_remove_roots(h, g_root_static);
+    wbgc_remove_roots(h, dyn);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t c1 = heap_alloc_of(h);
+    CHECKF(c1 < b0 + (2 * one) / 4, "after wbgc_remove_roots heap_alloc %llu (base %llu)",
+           (unsigned long long)c1, (unsigned long long)b0);
+    note("unregistered: %llu -> %llu; registered: %llu; removed: %llu",
+         (unsigned long long)(a0 + one), (unsigned long long)a1, (unsigned long long)b1,
+         (unsigned long long)c1);
+    CHECK(errlog_count(&log) == 0);
+
+    /* D: bad arguments */
+    int e0 = errlog_count(&log);
+    CHECK(wbgc_add_roots(h, NULL, 64) == -1);
+    CHECKF(errlog_count(&log) > e0, "wbgc_add_roots(NULL, 64) returned without on_error");
+    e0 = errlog_count(&log);
+    CHECK(wbgc_add_roots(h, dyn, 0) == -1);   /* documented: an empty region is an error */
+    CHECKF(errlog_count(&log) > e0, "wbgc_add_roots(p, 0) returned without on_error");
+    e0 = errlog_count(&log);
+    int r = wbgc_add_roots(h, (void *)(UINTPTR_MAX - 63), 128);   /* wraps around */
+    CHECKF(r == -1, "a region that wraps around the address space was accepted (%d)", r);
+    if (r == -1) CHECK(errlog_count(&log) > e0);
+    if (r == 0) wbgc_remove_roots(h, (void *)(UINTPTR_MAX - 63));
+    /* misaligned start: either refused, or accepted and usable */
+    r = wbgc_add_roots(h, (char *)dyn + 1, 64);
+    CHECK(r == 0 || r == -1);
+    if (r == 0) wbgc_remove_roots(h, (char *)dyn + 1);
+    /* removing a region never registered must not break anything */
+    int local;
+    wbgc_remove_roots(h, &local);
+    wbgc_remove_roots(h, NULL);
+    /* and the heap still works */
+    void *volatile q = wbgc_alloc(p, 100);
+    CHECK(q != NULL);
+    wbgc_collect(p);
+    CHECK(q != NULL && count_nonzero(q, 100) == 0);
+    memset(g_root_static, 0, sizeof g_root_static);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+    free(dyn);
+}
+
+/* =========================================================================
+   8. a 10-million-node list
+   ========================================================================= */
+
+typedef struct lnode {
+    struct lnode *next;
+    uint64_t val;
+} lnode;
+#define LVAL(i) (0xC3A5000000000000ULL ^ (uint64_t)(i))
+
+static NOINLINE lnode *list_build(wbgc_p *p, size_t n, size_t *built)
+{
+    lnode *head = NULL;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        lnode *x = wbgc_alloc(p, sizeof *x);
+        if (!x) break;
+        x->val = LVAL(i);
+        wbgc_write(p, &x->next, head);
+        head = x;
+    }
+    *built = i;
+    return head;
+}
+
+/* list_check: walk from head (node i = n-1 first); returns nodes seen. */
+static NOINLINE size_t list_check(const lnode *head, size_t n, size_t *bad)
+{
+    size_t seen = 0, i = n;
+    for (const lnode *x = head; x && seen <= n; x = x->next) {
+        i--;
+        if (x->val != LVAL(i)) {
+            if (*bad < 5) FAILF("node %zu (from the head) holds %#llx, expected %#llx", seen,
+                                (unsigned long long)x->val, (unsigned long long)LVAL(i));
+            (*bad)++;
+        }
+        seen++;
+    }
+    return seen;
+}
+
+static void test_long_list(void)
+{
+    errlog log;
+    size_t n = g_list_nodes, built = 0, bad = 0;
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t t0 = now_ns();
+    lnode *volatile head = list_build(p, n, &built);
+    uint64_t t1 = now_ns();
+    CHECKF(built == n, "built %zu of %zu nodes", built, n);
+    uint64_t cyc_build = cycles_of(h);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t t2 = now_ns();
+    wbgc_stats st = get_stats(h);
+    CHECK(st.cycles == cyc_build + 1);
+    CHECKF(st.heap_live >= (uint64_t)built * sizeof(lnode),
+           "heap_live %llu for %zu live nodes", (unsigned long long)st.heap_live, built);
+    size_t seen = list_check(head, built, &bad);
+    CHECKF(seen == built, "walked %zu nodes of %zu", seen, built);
+    CHECKF(bad == 0, "%zu nodes with a wrong payload", bad);
+    /* once more, with the list idle */
+    wbgc_collect(p);
+    bad = 0;
+    seen = list_check(head, built, &bad);
+    CHECK(seen == built && bad == 0);
+    note("%zu nodes: build %.2f s (%llu automatic cycles), collect %.2f s, heap_live %llu",
+         built, (t1 - t0) / 1e9, (unsigned long long)cyc_build, (t2 - t1) / 1e9,
+         (unsigned long long)st.heap_live);
+    head = NULL;
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   9. threads exchanging objects while collections run
+   ========================================================================= */
+
+/* A node carries its identity in every word: seq (unique, from a global
+   counter), check = f(address, seq), and w[i] = f(check, i). A reference is
+   a pointer plus the seq it expects, so a node freed and reused by someone
+   else -- even one that passes its own check -- fails the holder's check. */
+typedef struct tnode {
+    struct tnode *kid[2];
+    uint64_t kid_seq[2];
+    uint64_t seq;
+    uint64_t check;
+    uint64_t nw;
+    uint64_t w[];
+} tnode;
+#define TN_MAXW 6200
+
+static uint64_t g_tn_seq;
+
+static uint64_t tn_check(const tnode *o, uint64_t seq)
+{
+    return mix64((uint64_t)(uintptr_t)o ^ (seq * 0x9E3779B97F4A7C15ULL));
+}
+
+static tnode *tn_new(wbgc_p *p, uint64_t *rng)
+{
+    uint64_t r = rnd(rng);
+    size_t nw = (r % 64 == 0) ? 4100 + (size_t)(r >> 20) % 2000 : (size_t)(r >> 20) % 48;
+    size_t size = sizeof(tnode) + nw * sizeof(uint64_t);
+    tnode *o = wbgc_alloc(p, size);
+    if (!o) {
+        FAILF("tnode allocation of %zu bytes failed", size);
+        return NULL;
+    }
+    size_t nz = count_nonzero(o, size);
+    if (nz) FAILF("fresh node at %p (%zu bytes) has %zu non-zero bytes: memory of a live object?",
+                  (void *)o, size, nz);
+    uint64_t seq = __atomic_add_fetch(&g_tn_seq, 1, __ATOMIC_RELAXED);
+    o->seq = seq;
+    o->nw = nw;
+    o->check = tn_check(o, seq);
+    for (size_t i = 0; i < nw; i++) o->w[i] = mix64(o->check + i);
+    return o;
+}
+
+static int tn_ok(const tnode *o, uint64_t seq, const char *what)
+{
+    if (!o) {
+        FAILF("%s: NULL where node seq %llu was expected", what, (unsigned long long)seq);
+        return 0;
+    }
+    if (o->seq != seq || o->check != tn_check(o, seq) || o->nw > TN_MAXW) {
+        FAILF("%s: node %p corrupt or reused: seq %llu (expected %llu), check %s, nw %llu", what,
+              (const void *)o, (unsigned long long)o->seq, (unsigned long long)seq,
+              o->check == tn_check(o, seq) ? "ok" : "BAD", (unsigned long long)o->nw);
+        return 0;
+    }
+    for (size_t i = 0; i < o->nw; i++)
+        if (o->w[i] != mix64(o->check + i)) {
+            FAILF("%s: node %p seq %llu: word %zu of %llu corrupt", what, (const void *)o,
+                  (unsigned long long)seq, i, (unsigned long long)o->nw);
+            return 0;
+        }
+    return 1;
+}
+
+static tnode *tree_build(wbgc_p *p, uint64_t *rng, int depth)
+{
+    tnode *o = tn_new(p, rng);
+    if (!o) return NULL;
+    if (depth > 1)
+        for (int k = 0; k < 2; k++) {
+            tnode *c = tree_build(p, rng, depth - 1);
+            wbgc_write(p, &o->kid[k], c);
+            o->kid_seq[k] = c ? c->seq : 0;
+        }
+    return o;
+}
+
+/* tree_ok: node count, or -1 after reporting a failure. */
+static long tree_ok(const tnode *o, uint64_t seq, int depth, const char *what)
+{
+    if (depth > 6) {
+        FAILF("%s: tree deeper than any built", what);
+        return -1;
+    }
+    if (!tn_ok(o, seq, what)) return -1;
+    long n = 1;
+    for (int k = 0; k < 2; k++) {
+        if (o->kid[k]) {
+            long c = tree_ok(o->kid[k], o->kid_seq[k], depth + 1, what);
+            if (c < 0) return -1;
+            n += c;
+        } else if (o->kid_seq[k]) {
+            FAILF("%s: NULL child where seq %llu was expected", what, (unsigned long long)o->kid_seq[k]);
+            return -1;
+        }
+    }
+    return n;
+}
+
+/* graft_swap: swap two subtrees at the same depth of trees a and b (so no
+   tree grows deeper), with a safepoint between the two stores: while it
+   runs, one subtree is referenced only from a local. */
+static void graft_swap(wbgc_p *p, tnode *a, tnode *b, uint64_t *rng)
+{
+    int d = (int)(rnd(rng) % 4);
+    tnode *x = a, *y = b;
+    for (int l = 0; l < d; l++) {
+        uint64_t r = rnd(rng);
+        tnode *nx = x->kid[r & 1], *ny = y->kid[(r >> 1) & 1];
+        if (!nx || !ny) break;
+        x = nx;
+        y = ny;
+    }
+    int k = (int)(rnd(rng) & 1);
+    tnode *cx = x->kid[k], *cy = y->kid[k];
+    uint64_t sx = x->kid_seq[k], sy = y->kid_seq[k];
+    wbgc_write(p, &x->kid[k], cy);
+    x->kid_seq[k] = sy;
+    for (int i = 0; i < 4; i++) {
+        uint64_t *g = wbgc_alloc_noscan(p, 64);   /* safepoints in the window */
+        if (g) g[0] = 1;
+    }
+    wbgc_write(p, &y->kid[k], cx);
+    y->kid_seq[k] = sx;
+    if (cx) tn_ok(cx, sx, "grafted subtree");
+    if (cy) tn_ok(cy, sy, "grafted subtree");
+}
+
+#define MT_THREADS 4
+#define MT_SLOTS 64
+#define MT_HELD 8
+static void *g_mt_slots[MT_SLOTS];        /* a registered root region */
+static uint64_t g_mt_slot_seq[MT_SLOTS];  /* their expected seqs; under g_mt_mu */
+static pthread_mutex_t g_mt_mu = PTHREAD_MUTEX_INITIALIZER;
+static wbgc_heap *g_mt_heap;
+static uint64_t g_mt_verified, g_mt_exchanges;
+
+typedef struct mt_arg {
+    int id;
+    int iters;
+} mt_arg;
+
+static void *mt_thread(void *argp)
+{
+    mt_arg *arg = argp;
+    uint64_t rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(arg->id + 1);
+    tnode *held[MT_HELD];
+    uint64_t held_seq[MT_HELD];
+    wbgc_p *p = wbgc_attach(g_mt_heap);
+    if (!p) {
+        FAILF("thread %d: wbgc_attach failed", arg->id);
+        return NULL;
+    }
+    for (int i = 0; i < MT_HELD; i++) {
+        held[i] = tree_build(p, &rng, 3 + (int)(rnd(&rng) % 3));
+        held_seq[i] = held[i] ? held[i]->seq : 0;
+    }
+    for (int it = 0; it < arg->iters; it++) {
+        int i = (int)(rnd(&rng) % MT_HELD), j = (int)(rnd(&rng) % MT_HELD);
+        switch (rnd(&rng) % 4) {
+        case 0: /* drop a tree, build a new one */
+            held[i] = tree_build(p, &rng, 3 + (int)(rnd(&rng) % 3));
+            held_seq[i] = held[i] ? held[i]->seq : 0;
+            if (held[i]) tree_ok(held[i], held_seq[i], 0, "new tree");
+            break;
+        case 1: /* swap subtrees between two of our trees */
+            if (held[i] && held[j] && tn_ok(held[i], held_seq[i], "graft a") &&
+                tn_ok(held[j], held_seq[j], "graft b"))
+                graft_swap(p, held[i], held[j], &rng);
+            break;
+        case 2: { /* give a tree to the shared slots, take the one there */
+            int k = (int)(rnd(&rng) % MT_SLOTS);
+            wbgc_blocking_begin(p);
+            pthread_mutex_lock(&g_mt_mu);
+            wbgc_blocking_end(p);
+            tnode *got = g_mt_slots[k];
+            uint64_t gs = g_mt_slot_seq[k];
+            wbgc_write(p, &g_mt_slots[k], held[i]);
+            g_mt_slot_seq[k] = held_seq[i];
+            pthread_mutex_unlock(&g_mt_mu);
+            held[i] = got;
+            held_seq[i] = gs;
+            if (got && tree_ok(got, gs, 0, "tree taken from a shared slot") >= 0)
+                __atomic_add_fetch(&g_mt_verified, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&g_mt_exchanges, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        default: /* touch a tree, make garbage */
+            if (held[i] && tree_ok(held[i], held_seq[i], 0, "held tree") >= 0)
+                __atomic_add_fetch(&g_mt_verified, 1, __ATOMIC_RELAXED);
+            for (int g = 0; g < 20; g++) {
+                uint64_t *q = wbgc_alloc(p, 16 + (size_t)(rnd(&rng) % 600));
+                if (q) q[0] = 3;
+            }
+            break;
+        }
+        if (arg->id == 0 && it % 50 == 49) wbgc_collect(p);
+        if (it % 16 == 0) wbgc_safepoint(p);
+        if (it % 64 == 63)
+            for (int m = 0; m < MT_HELD; m++)
+                if (held[m]) tree_ok(held[m], held_seq[m], 0, "held tree (sweep)");
+    }
+    for (int m = 0; m < MT_HELD; m++)
+        if (held[m] && tree_ok(held[m], held_seq[m], 0, "held tree (end)") >= 0)
+            __atomic_add_fetch(&g_mt_verified, 1, __ATOMIC_RELAXED);
+    wbgc_detach(p);
+    return NULL;
+}
+
+static long mt_check_slots(const char *what)
+{
+    long nodes = 0;
+    for (int k = 0; k < MT_SLOTS; k++)
+        if (g_mt_slots[k]) {
+            long c = tree_ok(g_mt_slots[k], g_mt_slot_seq[k], 0, what);
+            if (c > 0) nodes += c;
+        } else if (g_mt_slot_seq[k])
+            FAILF("%s: slot %d is NULL, expected seq %llu", what, k, (unsigned long long)g_mt_slot_seq[k]);
+    return nodes;
+}
+
+static void test_threads_exchange(void)
+{
+    errlog log;
+    pthread_t t[MT_THREADS];
+    mt_arg args[MT_THREADS];
+    wbgc_heap *h = open_heap(&log, 10, 0, -1, 0);
+    REQUIRE(h);
+    g_mt_heap = h;
+    g_tn_seq = 0;
+    g_mt_verified = g_mt_exchanges = 0;
+    memset(g_mt_slots, 0, sizeof g_mt_slots);
+    memset(g_mt_slot_seq, 0, sizeof g_mt_slot_seq);
+    CHECK(wbgc_add_roots(h, g_mt_slots, sizeof g_mt_slots) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t c0 = cycles_of(h), t0 = now_ns();
+    for (int i = 0; i < MT_THREADS; i++) {
+        args[i].id = i;
+        args[i].iters = (int)scaled(3000);
+        CHECK(pthread_create(&t[i], NULL, mt_thread, &args[i]) == 0);
+    }
+    wbgc_blocking_begin(p);
+    for (int i = 0; i < MT_THREADS; i++) pthread_join(t[i], NULL);
+    wbgc_blocking_end(p);
+    uint64_t t1 = now_ns();
+    long n1 = mt_check_slots("shared slot after the threads");
+    wbgc_collect(p);
+    long n2 = mt_check_slots("shared slot after a last collect");
+    CHECK(n1 == n2);
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(cyc >= 10, "only %llu cycles ran during the test", (unsigned long long)cyc);
+    CHECK(g_mt_verified > 100);
+    note("%d threads x %d iterations, %.2f s: %llu cycles, %llu exchanges, %llu trees verified, "
+         "%ld nodes in the shared slots",
+         MT_THREADS, args[0].iters, (t1 - t0) / 1e9, (unsigned long long)cyc,
+         (unsigned long long)g_mt_exchanges, (unsigned long long)g_mt_verified, n2);
+    wbgc_remove_roots(h, g_mt_slots);
+    memset(g_mt_slots, 0, sizeof g_mt_slots);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* ---- a thread blocked for long does not hold up collections ---- */
+
+typedef struct sleeper {
+    wbgc_heap *h;
+    int blocked;     /* the sleeper is inside its blocking region */
+    int release;     /* main: leave the blocking region */
+    int timed_out;   /* the sleeper gave up waiting for release */
+    int done;
+} sleeper;
+
+static void *sleeper_main(void *a)
+{
+    sleeper *s = a;
+    wbgc_p *p = wbgc_attach(s->h);
+    if (!p) {
+        FAILF("sleeper: attach failed");
+        __atomic_store_n(&s->blocked, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    /* one object in a plain local (likely a callee-saved register at -O2),
+       one in a volatile local (in the frame) */
+    unsigned char *obj = wbgc_alloc(p, 4000);
+    unsigned char *volatile vobj = wbgc_alloc_noscan(p, 4000);
+    if (!obj || !vobj) {
+        FAILF("sleeper: allocation failed");
+        __atomic_store_n(&s->blocked, 1, __ATOMIC_RELEASE);
+        wbgc_detach(p);
+        return NULL;
+    }
+    fill_pat(obj, 4000, 61);
+    fill_pat(vobj, 4000, 62);
+    wbgc_blocking_begin(p);
+    __atomic_store_n(&s->blocked, 1, __ATOMIC_RELEASE);
+    uint64_t deadline = now_ns() + 20000000000ULL;
+    while (!__atomic_load_n(&s->release, __ATOMIC_ACQUIRE)) {
+        if (now_ns() > deadline) {
+            __atomic_store_n(&s->timed_out, 1, __ATOMIC_RELEASE);
+            break;
+        }
+        sleep_us(1000);
+    }
+    wbgc_blocking_end(p);
+    size_t b1 = check_pat(obj, 4000, 61), b2 = check_pat(vobj, 4000, 62);
+    CHECKF(b1 == 0, "object held in a plain local of a blocked thread: %zu words changed", b1);
+    CHECKF(b2 == 0, "object held in a volatile local of a blocked thread: %zu words changed", b2);
+    wbgc_detach(p);
+    __atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_blocking_thread_does_not_stall_gc(void)
+{
+    errlog log;
+    sleeper s;
+    pthread_t t;
+    uint64_t rng = 8;
+    memset(&s, 0, sizeof s);
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    s.h = h;
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    REQUIRE(pthread_create(&t, NULL, sleeper_main, &s) == 0);
+    CHECK(wait_flag_blocking(p, &s.blocked, 20));
+    uint64_t c0 = cycles_of(h), t0 = now_ns();
+    for (int i = 0; i < 8; i++) {
+        churn(p, 4 * MB, 8000, &rng);   /* reuses the sleeper's size class */
+        wbgc_collect(p);
+    }
+    uint64_t t1 = now_ns(), cyc = cycles_of(h) - c0;
+    CHECKF(!__atomic_load_n(&s.timed_out, __ATOMIC_ACQUIRE),
+           "the collections waited for the blocked thread (%.2f s for 8 cycles)", (t1 - t0) / 1e9);
+    CHECKF(cyc >= 8, "%llu cycles while the other thread was blocked", (unsigned long long)cyc);
+    note("8 collections in %.3f s while another P sat in a blocking region", (t1 - t0) / 1e9);
+    __atomic_store_n(&s.release, 1, __ATOMIC_RELEASE);
+    join_blocking(p, t);
+    CHECK(s.done);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* ---- a pointer held only in a callee-saved register of a parked P ---- */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_REG_TEST 1
+typedef struct regtest {
+    wbgc_heap *h;
+    wbgc_p *p;
+    int ready, stop;
+} regtest;
+
+/* reg_spin: sit at safepoints until told to stop; the collections of the
+   other thread park this P here. */
+static NOINLINE void reg_spin(regtest *rt)
+{
+    __atomic_store_n(&rt->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&rt->stop, __ATOMIC_ACQUIRE)) wbgc_safepoint(rt->p);
+}
+
+static NOINLINE uintptr_t reg_make(wbgc_p *p)
+{
+    unsigned char *q = wbgc_alloc_noscan(p, 2000);
+    if (q) fill_pat(q, 2000, 4711);
+    return ~(uintptr_t)q;   /* complemented: not a pointer until the asm says so */
+}
+
+static void *reg_thread(void *a)
+{
+    regtest *rt = a;
+    uintptr_t back;
+    rt->p = wbgc_attach(rt->h);
+    if (!rt->p) {
+        FAILF("attach failed");
+        __atomic_store_n(&rt->ready, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    uintptr_t nv = reg_make(rt->p);
+    /* r15 = the object, the only copy (the operand registers hold ~ptr);
+       then call reg_spin, which preserves r15 (callee-saved) and, being
+       small, probably never spills it: while parked, the object is reachable
+       only through the registers the P saved. The 128-byte step keeps the
+       call off the red zone; rsp stays 16-byte aligned. */
+    __asm__ volatile("movq %[nv], %%r15\n\t"
+                     "notq %%r15\n\t"
+                     "movq %[rt], %%rdi\n\t"
+                     "subq $128, %%rsp\n\t"
+                     "callq *%[fn]\n\t"
+                     "addq $128, %%rsp\n\t"
+                     "movq %%r15, %[back]\n\t"
+                     : [back] "=&r"(back)
+                     : [nv] "r"(nv), [rt] "r"(rt), [fn] "r"(reg_spin)
+                     : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r15",
+                       "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+    CHECKF(back == ~nv, "r15 came back as %#lx, not %#lx", (unsigned long)back, (unsigned long)~nv);
+    size_t b = check_pat((const void *)back, 2000, 4711);
+    CHECKF(b == 0, "object held only in a callee-saved register of a parked P: %zu words changed", b);
+    wbgc_detach(rt->p);
+    return NULL;
+}
+#else
+#define HAVE_REG_TEST 0
+#endif
+
+static void test_registers_are_roots(void)
+{
+#if HAVE_REG_TEST
+    errlog log;
+    regtest rt;
+    pthread_t t;
+    uint64_t rng = 5;
+    memset(&rt, 0, sizeof rt);
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    rt.h = h;
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    REQUIRE(pthread_create(&t, NULL, reg_thread, &rt) == 0);
+    CHECK(wait_flag_blocking(p, &rt.ready, 20));
+    for (int i = 0; i < 5; i++) {
+        churn(p, 2 * MB, 3000, &rng);   /* reuses the object's size class if it was freed */
+        wbgc_collect(p);
+    }
+    __atomic_store_n(&rt.stop, 1, __ATOMIC_RELEASE);
+    join_blocking(p, t);
+    CLOSE_HEAP(h, p, &log);
+#else
+    note("x86-64 only; skipped");
+#endif
+}
+
+/* =========================================================================
+   10. extreme sizes
+   ========================================================================= */
+
+static void test_alloc_extreme_sizes(void)
+{
+    static const char *const size_words[] = {"size", "large", "overflow", "too big", "memory", "bytes", NULL};
+    static const size_t huge[] = {
+        SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7, SIZE_MAX - 15, SIZE_MAX - 4096,
+        SIZE_MAX / 2, SIZE_MAX / 2 + 1, (size_t)1 << 62, (size_t)1 << 48, (size_t)1 << 47};
+    errlog log;
+    enum { NZ = 200, NP = 16 };
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    /* objects made before, that must not be disturbed */
+    unsigned char *volatile keep[NP];
+    for (int i = 0; i < NP; i++) {
+        size_t n = (size_t)64 << (i % 12);
+        keep[i] = (i & 1) ? wbgc_alloc_noscan(p, n) : wbgc_alloc(p, n);
+        REQUIRE(keep[i]);
+        fill_pat(keep[i], n, 900 + (uint64_t)i);
+    }
+    for (size_t i = 0; i < ARRAY_LEN(huge); i++)
+        for (int kind = 0; kind < 2; kind++) {
+            int e0 = errlog_count(&log);
+            void *q = kind ? wbgc_alloc_noscan(p, huge[i]) : wbgc_alloc(p, huge[i]);
+            CHECKF(q == NULL, "%s(%#zx) returned %p", kind ? "wbgc_alloc_noscan" : "wbgc_alloc", huge[i], q);
+            CHECKF(errlog_count(&log) == e0 + 1, "%s(%#zx): on_error called %d times",
+                   kind ? "wbgc_alloc_noscan" : "wbgc_alloc", huge[i], errlog_count(&log) - e0);
+            CHECKF(errlog_any(&log, e0, size_words), "message for size %#zx does not say what went wrong: \"%s\"",
+                   huge[i], errlog_msg(&log, e0));
+        }
+    /* size 0: valid, unique, non-NULL; held in a scanned holder */
+    void **volatile zs = wbgc_alloc(p, NZ * sizeof(void *));
+    uintptr_t *sorted = malloc(2 * NZ * sizeof *sorted);
+    REQUIRE(zs && sorted);
+    int e0 = errlog_count(&log);
+    for (int i = 0; i < NZ; i++) {
+        void *q = (i & 1) ? wbgc_alloc_noscan(p, 0) : wbgc_alloc(p, 0);
+        CHECKF(q != NULL, "size 0 allocation %d returned NULL", i);
+        wbgc_write(p, &zs[i], q);
+    }
+    CHECK(errlog_count(&log) == e0);
+    wbgc_collect(p);
+    /* a second batch after a cycle: must not hand out the held ones again */
+    for (int i = 0; i < NZ; i++) sorted[i] = (uintptr_t)zs[i];
+    for (int i = 0; i < NZ; i++) {
+        void *q = (i & 1) ? wbgc_alloc(p, 0) : wbgc_alloc_noscan(p, 0);
+        sorted[NZ + i] = (uintptr_t)q;
+    }
+    qsort(sorted, 2 * NZ, sizeof *sorted, cmp_uptr);
+    int dups = 0;
+    for (int i = 1; i < 2 * NZ; i++) dups += sorted[i] == sorted[i - 1];
+    CHECKF(dups == 0, "%d size-0 objects share an address", dups);
+    for (int i = 0; i < 2 * NZ; i++)
+        for (int k = 0; k < NP; k++)
+            if (overlaps(sorted[i], 1, (uintptr_t)keep[k], (size_t)64 << (k % 12)))
+                FAILF("size-0 object %#lx lies inside a live object", (unsigned long)sorted[i]);
+    /* the heap still works and nothing earlier changed */
+    uint64_t rng = 3;
+    churn(p, 4 * MB, 5000, &rng);
+    wbgc_collect(p);
+    for (int i = 0; i < NP; i++) {
+        size_t b = check_pat(keep[i], (size_t)64 << (i % 12), 900 + (uint64_t)i);
+        CHECKF(b == 0, "object %d made before the failed allocations: %zu words changed", i, b);
+    }
+    for (int i = 0; i < NZ; i++) CHECK(zs[i] != NULL);
+    free(sorted);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* =========================================================================
+   11. memory limit
+   ========================================================================= */
+
+static void test_memory_limit(void)
+{
+    static const char *const limit_words[] = {"limit", "memory", NULL};
+    enum { SLOTS = 4096 };
+    const size_t limit = 64 * MB, osz = 256 * KB;
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, limit);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile holder = wbgc_alloc(p, SLOTS * sizeof(void *));
+    REQUIRE(holder);
+    int n = 0, e0 = errlog_count(&log);
+    while (n < SLOTS) {
+        unsigned char *q = (n & 1) ? wbgc_alloc(p, osz) : wbgc_alloc_noscan(p, osz);
+        if (!q) break;
+        fill_pat(q, osz, 40000 + (uint64_t)n);
+        wbgc_write(p, &holder[n], q);
+        n++;
+    }
+    size_t live = (size_t)n * osz;
+    CHECKF(n < SLOTS, "allocated %zu bytes of live objects with a %zu-byte limit and never got NULL",
+           live, limit);
+    CHECKF(errlog_count(&log) > e0, "allocation failed at the limit without on_error");
+    CHECKF(errlog_any(&log, e0, limit_words), "message does not mention the limit: \"%s\"",
+           errlog_msg(&log, e0));
+    CHECKF(live <= limit + limit / 4 && live >= limit / 2,
+           "live bytes when allocation failed: %zu (limit %zu)", live, limit);
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.heap_alloc <= limit + limit / 4, "heap_alloc %llu over the limit %zu",
+           (unsigned long long)st.heap_alloc, limit);
+    note("limit %zu: %d objects (%zu bytes) before NULL; heap_alloc %llu, heap_sys %llu, %llu cycles",
+         limit, n, live, (unsigned long long)st.heap_alloc, (unsigned long long)st.heap_sys,
+         (unsigned long long)st.cycles);
+    /* a small allocation at the limit fails too, or succeeds; either way
+       nothing earlier is disturbed */
+    size_t bad = 0;
+    for (int i = 0; i < n; i++) bad += check_pat(holder[i], osz, 40000 + (uint64_t)i);
+    CHECKF(bad == 0, "%zu words of live objects changed at the limit", bad);
+    /* drop them: allocation works again */
+    for (int i = 0; i < n; i++) wbgc_write(p, &holder[i], NULL);
+    scrub_stack();
+    wbgc_collect(p);
+    int e1 = errlog_count(&log), again = 0;
+    size_t nz = 0;
+    for (int i = 0; i < 128; i++) {
+        unsigned char *q = wbgc_alloc_noscan(p, osz);
+        if (!q) break;
+        nz += count_nonzero(q, osz);
+        fill_pat(q, osz, 1);
+        wbgc_write(p, &holder[i], q);
+        again++;
+    }
+    CHECKF(again == 128, "after dropping everything only %d of 128 allocations (32 MB) succeeded", again);
+    CHECK(errlog_count(&log) == e1);
+    CHECK(nz == 0);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* =========================================================================
+   12. misuse
+   ========================================================================= */
+
+static void *detach_other(void *a)
+{
+    wbgc_detach((wbgc_p *)a);
+    return NULL;
+}
+
+static void test_misuse_detach_other_thread(void)
+{
+    errlog log;
+    pthread_t t;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    int e0 = errlog_count(&log);
+    REQUIRE(pthread_create(&t, NULL, detach_other, p) == 0);
+    join_blocking(p, t);
+    CHECKF(errlog_count(&log) == e0 + 1, "detach from another thread: on_error called %d times",
+           errlog_count(&log) - e0);
+    CHECKF(errlog_has_ptr(&log, e0, p), "message does not name the P %p: \"%s\"", (void *)p,
+           errlog_msg(&log, e0));
+    /* the P is still attached and usable by its owner */
+    int e1 = errlog_count(&log);
+    void *volatile q = wbgc_alloc(p, 64);
+    CHECK(q != NULL);
+    wbgc_collect(p);
+    CHECK(errlog_count(&log) == e1);
+    wbgc_detach(p);
+    wbgc_heap_free(h);
+    CHECKF(errlog_count(&log) == e1, "the proper detach and free reported: \"%s\"", errlog_msg(&log, e1));
+    pthread_mutex_destroy(&log.mu);
+}
+
+static void test_misuse_free_attached(void)
+{
+    static const char *const words[] = {"attach", "detach", NULL};
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    unsigned char *volatile keep = wbgc_alloc(p, 5000);
+    REQUIRE(keep);
+    fill_pat(keep, 5000, 77);
+    int e0 = errlog_count(&log);
+    wbgc_heap_free(h);   /* misuse: p is attached */
+    CHECKF(errlog_count(&log) == e0 + 1, "heap_free with a P attached: on_error called %d times",
+           errlog_count(&log) - e0);
+    CHECKF(errlog_any(&log, e0, words), "message does not say a P is attached: \"%s\"", errlog_msg(&log, e0));
+    /* the heap was not freed: it still works */
+    int e1 = errlog_count(&log);
+    void *volatile q = wbgc_alloc(p, 64);
+    CHECK(q != NULL);
+    wbgc_collect(p);
+    CHECK(check_pat(keep, 5000, 77) == 0);
+    wbgc_stats st = get_stats(h);
+    CHECK(st.cycles == 1);
+    wbgc_detach(p);
+    wbgc_heap_free(h);
+    CHECKF(errlog_count(&log) == e1, "the proper detach and free reported: \"%s\"", errlog_msg(&log, e1));
+    pthread_mutex_destroy(&log.mu);
+}
+
+static void test_misuse_detached_p(void)
+{
+    static const char *const words[] = {"detach", "not attached", NULL};
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    wbgc_detach(p);
+    int e0 = errlog_count(&log);
+    void *q = wbgc_alloc(p, 16);
+    CHECKF(q == NULL, "wbgc_alloc on a detached P returned %p", q);
+    CHECKF(errlog_count(&log) == e0 + 1, "wbgc_alloc on a detached P: on_error called %d times",
+           errlog_count(&log) - e0);
+    CHECKF(errlog_has_ptr(&log, e0, p) || errlog_any(&log, e0, words),
+           "message neither names the P nor says it is detached: \"%s\"", errlog_msg(&log, e0));
+    e0 = errlog_count(&log);
+    q = wbgc_alloc_noscan(p, 16);
+    CHECK(q == NULL);
+    CHECK(errlog_count(&log) == e0 + 1);
+    e0 = errlog_count(&log);
+    wbgc_detach(p);   /* twice */
+    CHECKF(errlog_count(&log) == e0 + 1, "a second wbgc_detach: on_error called %d times",
+           errlog_count(&log) - e0);
+    /* a second attach on one thread is reported and returns NULL */
+    wbgc_p *p2 = wbgc_attach(h);
+    REQUIRE(p2);
+    e0 = errlog_count(&log);
+    wbgc_p *p3 = wbgc_attach(h);
+    CHECKF(p3 == NULL, "a second attach on the same thread returned %p", (void *)p3);
+    CHECK(errlog_count(&log) == e0 + 1);
+    if (p3 && p3 != p2) wbgc_detach(p3);
+    /* the heap still works through the new P */
+    int e1 = errlog_count(&log);
+    void *volatile r = wbgc_alloc(p2, 100);
+    CHECK(r != NULL);
+    wbgc_collect(p2);
+    wbgc_detach(p2);
+    wbgc_heap_free(h);
+    CHECKF(errlog_count(&log) == e1, "correct use reported: \"%s\"", errlog_msg(&log, e1));
+    pthread_mutex_destroy(&log.mu);
+}
+
+/* =========================================================================
+   13. stats
+   ========================================================================= */
+
+static void check_ring(const wbgc_stats *st)
+{
+    uint64_t n = st->pause_count < 256 ? st->pause_count : 256, sum = 0;
+    for (uint64_t k = st->pause_count - n; k < st->pause_count; k++) {
+        uint64_t v = st->pause_recent_ns[k % 256];
+        CHECKF(v > 0, "pause %llu has 0 ns in the ring", (unsigned long long)k);
+        CHECKF(v <= st->pause_max_ns, "pause %llu: %llu ns > pause_max_ns %llu",
+               (unsigned long long)k, (unsigned long long)v, (unsigned long long)st->pause_max_ns);
+        sum += v;
+    }
+    if (st->pause_count <= 256) {
+        CHECKF(sum <= st->pause_total_ns, "ring sums to %llu > pause_total_ns %llu",
+               (unsigned long long)sum, (unsigned long long)st->pause_total_ns);
+        for (uint64_t k = st->pause_count; k < 256; k++)
+            CHECKF(st->pause_recent_ns[k] == 0, "ring entry %llu holds %llu, but only %llu pauses happened",
+                   (unsigned long long)k, (unsigned long long)st->pause_recent_ns[k],
+                   (unsigned long long)st->pause_count);
+    }
+}
+
+static void test_stats(void)
+{
+    errlog log;
+    uint64_t rng = 11;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    wbgc_stats s0 = get_stats(h);
+    CHECK(s0.cycles == 0);
+    CHECK(s0.pause_count == 0);
+    CHECK(s0.pause_total_ns == 0 && s0.pause_max_ns == 0);
+    CHECK(s0.heap_alloc == 0);
+    unsigned char *volatile live = wbgc_alloc_noscan(p, MB);
+    REQUIRE(live);
+    uint64_t total = MB;
+    for (int i = 0; i < 5; i++) {
+        total += churn(p, 2 * MB, 3000, &rng);
+        wbgc_collect(p);
+    }
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.cycles == 5, "cycles %llu after 5 wbgc_collect and no automatic cycles",
+           (unsigned long long)st.cycles);
+    CHECK(st.pause_count >= st.cycles);
+    CHECK(st.pause_max_ns > 0);
+    CHECK(st.pause_total_ns >= st.pause_max_ns);
+    CHECK(st.total_alloc >= total);
+    CHECK(st.total_alloc >= st.heap_alloc);
+    CHECK(st.heap_sys >= st.heap_alloc);
+    CHECK(st.heap_live >= MB);
+    CHECKF(st.heap_live <= st.heap_alloc, "right after a collect heap_live %llu > heap_alloc %llu",
+           (unsigned long long)st.heap_live, (unsigned long long)st.heap_alloc);
+    CHECKF(st.heap_alloc < 2 * MB, "heap_alloc %llu with 1 MB live after a collect",
+           (unsigned long long)st.heap_alloc);
+    check_ring(&st);
+    /* enough cycles to wrap the ring; every counter only grows */
+    for (int i = 0; i < 300; i++) {
+        churn(p, 64 * KB, 3000, &rng);
+        wbgc_collect(p);
+    }
+    wbgc_stats s2 = get_stats(h);
+    CHECK(s2.cycles == 305);
+    CHECK(s2.pause_count >= 305 && s2.pause_count >= st.pause_count);
+    CHECK(s2.pause_total_ns >= st.pause_total_ns && s2.pause_max_ns >= st.pause_max_ns);
+    CHECK(s2.total_alloc >= st.total_alloc);
+    CHECK(s2.pause_total_ns >= s2.pause_max_ns);
+    check_ring(&s2);
+    note("%llu cycles, %llu pauses, max %llu ns, total %llu ns, heap_live %llu, heap_sys %llu",
+         (unsigned long long)s2.cycles, (unsigned long long)s2.pause_count,
+         (unsigned long long)s2.pause_max_ns, (unsigned long long)s2.pause_total_ns,
+         (unsigned long long)s2.heap_live, (unsigned long long)s2.heap_sys);
+    CLOSE_HEAP(h, p, &log);
+
+    /* a paced heap has a goal above what is live */
+    wbgc_heap *h2 = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h2);
+    wbgc_p *p2 = wbgc_attach(h2);
+    REQUIRE(p2);
+    unsigned char *volatile live2 = wbgc_alloc_noscan(p2, 8 * MB);
+    REQUIRE(live2);
+    wbgc_collect(p2);
+    wbgc_stats s3 = get_stats(h2);
+    CHECK(s3.heap_goal > 0);
+    CHECKF(s3.heap_goal >= s3.heap_live, "heap_goal %llu < heap_live %llu",
+           (unsigned long long)s3.heap_goal, (unsigned long long)s3.heap_live);
+    /* goal = live * (1 + gc_percent/100), give or take rounding */
+    CHECKF(s3.heap_goal >= 2 * s3.heap_live - s3.heap_live / 100 && s3.heap_goal <= 2 * s3.heap_live + MB,
+           "heap_goal %llu at gc_percent 100 with heap_live %llu", (unsigned long long)s3.heap_goal,
+           (unsigned long long)s3.heap_live);
+    CLOSE_HEAP(h2, p2, &log);
+}
+
+/* =========================================================================
+   14. pacing
+   ========================================================================= */
+
+#define PACE_N 4096
+#define PACE_SZ 4096
+
+static NOINLINE void pace_build(wbgc_p *p, void **holder)
+{
+    for (int i = 0; i < PACE_N; i++) {
+        unsigned char *q = wbgc_alloc_noscan(p, PACE_SZ);
+        if (!q) {
+            FAILF("live set allocation failed");
+            return;
+        }
+        fill_pat(q, 64, (uint64_t)i);
+        wbgc_write(p, &holder[i], q);
+    }
+}
+
+/* pace_churn: allocate `bytes` of garbage; returns the peak heap_alloc seen
+   after the heap has settled (skip_cycles cycles after the start). */
+static NOINLINE uint64_t pace_churn(wbgc_p *p, wbgc_heap *h, size_t bytes, uint64_t c_settled)
+{
+    uint64_t rng = 1234567, peak = 0;
+    size_t done = 0;
+    int k = 0;
+    while (done < bytes) {
+        uint64_t r = rnd(&rng);
+        size_t n = 16 + (size_t)(r >> 16) % 4096;
+        uint64_t *q = (r & 1) ? wbgc_alloc(p, n) : wbgc_alloc_noscan(p, n);
+        if (!q) {
+            FAILF("allocation failed while pacing");
+            break;
+        }
+        q[0] = r | 1;
+        done += n;
+        if (++k % 128 == 0) {
+            wbgc_stats st = get_stats(h);
+            if (st.cycles >= c_settled && st.heap_alloc > peak) peak = st.heap_alloc;
+        }
+    }
+    return peak;
+}
+
+static void test_pacing(void)
+{
+    errlog log;
+    const uint64_t live = (uint64_t)PACE_N * PACE_SZ + PACE_N * sizeof(void *);
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile holder = wbgc_alloc(p, PACE_N * sizeof(void *));
+    REQUIRE(holder);
+    pace_build(p, holder);
+    uint64_t c0 = cycles_of(h);
+    uint64_t peak = pace_churn(p, h, scaled(256 * MB), c0 + 2);
+    wbgc_stats st = get_stats(h);
+    uint64_t bound = live * 22 / 10 + 4 * MB;
+    CHECKF(st.cycles >= c0 + 4, "only %llu automatic cycles while allocating %zu bytes over a %llu-byte live set",
+           (unsigned long long)(st.cycles - c0), scaled(256 * MB), (unsigned long long)live);
+    CHECKF(peak > 0 && peak <= bound, "peak heap_alloc %llu with %llu live (bound %llu)",
+           (unsigned long long)peak, (unsigned long long)live, (unsigned long long)bound);
+    CHECKF(st.heap_live >= live, "heap_live %llu below the live set %llu",
+           (unsigned long long)st.heap_live, (unsigned long long)live);
+    for (int i = 0; i < PACE_N; i += 97) CHECK(check_pat(holder[i], 64, (uint64_t)i) == 0);
+    note("gc_percent 100, live %llu: %llu cycles, peak heap_alloc %llu (%.2fx live), goal %llu",
+         (unsigned long long)live, (unsigned long long)st.cycles, (unsigned long long)peak,
+         (double)peak / (double)live, (unsigned long long)st.heap_goal);
+    CLOSE_HEAP(h, p, &log);
+
+    /* gc_percent -1: never an automatic cycle */
+    h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    p = wbgc_attach(h);
+    REQUIRE(p);
+    pace_churn(p, h, 96 * MB, 0);
+    st = get_stats(h);
+    CHECKF(st.cycles == 0, "%llu cycles with gc_percent -1", (unsigned long long)st.cycles);
+    CHECK(st.heap_alloc >= 96 * MB);
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_env_gc_percent(void)
+{
+    errlog log;
+    wbgc_config cfg;
+    /* "off" (as the header documents) and "-1": no automatic cycles, though
+       the config asks for 100 */
+    static const char *const values[] = {"-1", "off"};
+    for (int v = 0; v < 2; v++) {
+        setenv("WBGC_GC_PERCENT", values[v], 1);
+        errlog_init(&log);
+        wbgc_config_default(&cfg);
+        cfg.gc_percent = 100;
+        cfg.on_error = errlog_cb;
+        cfg.user = &log;
+        wbgc_heap *h = wbgc_heap_new(&cfg);
+        unsetenv("WBGC_GC_PERCENT");
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        pace_churn(p, h, 48 * MB, 0);
+        uint64_t c = cycles_of(h);
+        CHECKF(c == 0, "WBGC_GC_PERCENT=%s: %llu automatic cycles", values[v], (unsigned long long)c);
+        CLOSE_HEAP(h, p, &log);
+    }
+    /* a small percentage: more cycles than the config's -1 would give */
+    setenv("WBGC_GC_PERCENT", "25", 1);
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    unsetenv("WBGC_GC_PERCENT");
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    pace_churn(p, h, 48 * MB, 0);
+    uint64_t c = cycles_of(h);
+    CHECKF(c >= 3, "WBGC_GC_PERCENT=25 over a config of -1: %llu cycles for 48 MB", (unsigned long long)c);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   15. WBGC_NO_STACK_SCAN
+   ========================================================================= */
+
+static void *g_nss_root[1];
+
+static void no_stack_scan_run(unsigned flags, int expect_reclaimed)
+{
+    errlog log;
+    enum { NS = 64 };
+    wbgc_heap *h = open_heap(&log, -1, flags, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    CHECK(wbgc_add_roots(h, g_nss_root, sizeof g_nss_root) == 0);
+    void *rooted = wbgc_alloc(p, 3000);
+    REQUIRE(rooted);
+    fill_pat(rooted, 3000, 5);
+    wbgc_write(p, &g_nss_root[0], rooted);
+    rooted = NULL;
+    wbgc_collect(p);
+    uint64_t s0 = heap_alloc_of(h);
+    unsigned char *volatile big = wbgc_alloc(p, 8 * MB);
+    unsigned char *volatile small[NS];
+    REQUIRE(big);
+    fill_pat(big, 4096, 6);
+    for (int i = 0; i < NS; i++) {
+        small[i] = (i & 1) ? wbgc_alloc(p, 64 * KB) : wbgc_alloc_noscan(p, 64 * KB);
+        REQUIRE(small[i]);
+        fill_pat(small[i], 64 * KB, 100 + (uint64_t)i);
+    }
+    uint64_t s1 = heap_alloc_of(h);
+    wbgc_collect(p);
+    uint64_t s2 = heap_alloc_of(h);
+    if (expect_reclaimed) {
+        CHECKF(s2 < s0 + (s1 - s0) / 10,
+               "WBGC_NO_STACK_SCAN: objects held only by locals were kept: heap_alloc %llu -> %llu (base %llu)",
+               (unsigned long long)s1, (unsigned long long)s2, (unsigned long long)s0);
+    } else {
+        CHECKF(s2 >= s1, "stack scanning: objects held by locals were freed: heap_alloc %llu -> %llu",
+               (unsigned long long)s1, (unsigned long long)s2);
+        CHECK(check_pat(big, 4096, 6) == 0);
+        for (int i = 0; i < NS; i++) CHECK(check_pat(small[i], 64 * KB, 100 + (uint64_t)i) == 0);
+    }
+    /* the locals still hold their (maybe dangling) values; the root region
+       kept its object either way */
+    CHECK(big != NULL && small[0] != NULL);
+    CHECK(check_pat(g_nss_root[0], 3000, 5) == 0);
+    note("%s: heap_alloc %llu -> %llu after collect (base %llu)",
+         expect_reclaimed ? "no stack scan" : "stack scan", (unsigned long long)s1,
+         (unsigned long long)s2, (unsigned long long)s0);
+    wbgc_remove_roots(h, g_nss_root);
+    g_nss_root[0] = NULL;
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_no_stack_scan(void)
+{
+    no_stack_scan_run(WBGC_NO_STACK_SCAN, 1);
+    no_stack_scan_run(0, 0);   /* the contrast: with the scan they stay */
+}
+
+/* =========================================================================
+   16. attach/detach while another thread collects in a loop
+   ========================================================================= */
+
+typedef struct bg_collector {
+    wbgc_heap *h;
+    int started, stop;
+    uint64_t loops;
+} bg_collector;
+
+static void *bg_collector_main(void *a)
+{
+    bg_collector *b = a;
+    uint64_t rng = 77;
+    wbgc_p *p = wbgc_attach(b->h);
+    if (!p) {
+        FAILF("collector thread: attach failed");
+        __atomic_store_n(&b->started, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    __atomic_store_n(&b->started, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
+        wbgc_collect(p);
+        churn(p, 64 * KB, 1000, &rng);
+        __atomic_add_fetch(&b->loops, 1, __ATOMIC_RELAXED);
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static int bg_start(bg_collector *b, wbgc_heap *h, pthread_t *t, wbgc_p *p)
+{
+    memset(b, 0, sizeof *b);
+    b->h = h;
+    if (pthread_create(t, NULL, bg_collector_main, b) != 0) return 0;
+    return wait_flag_blocking(p, &b->started, 20);
+}
+
+static void bg_stop(bg_collector *b, pthread_t t, wbgc_p *p)
+{
+    __atomic_store_n(&b->stop, 1, __ATOMIC_RELEASE);
+    join_blocking(p, t);
+}
+
+/* what a short-lived thread is handed at creation: a GC object */
+typedef struct handoff {
+    int slot;        /* index into g_storm_attached */
+    int pad;
+    uint64_t seed;
+    unsigned char data[1000];
+} handoff;
+
+static wbgc_heap *g_storm_heap;
+static int g_storm_done;
+/* set by each thread once it holds a P; outside the heap, because main
+   waits on them inside a blocking region, where it must not touch the heap */
+static int g_storm_attached[4];
+
+static void *storm_thread(void *a)
+{
+    handoff *ho = a;
+    uint64_t rng = ho->seed | 1;
+    int slot = ho->slot;
+    wbgc_p *p = wbgc_attach(g_storm_heap);
+    if (!p) {
+        FAILF("short-lived thread: attach failed");
+        __atomic_store_n(&g_storm_attached[slot], 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    __atomic_store_n(&g_storm_attached[slot], 1, __ATOMIC_RELEASE);
+    lnode *head = NULL;
+    for (int i = 0; i < 300; i++) {
+        lnode *x = wbgc_alloc(p, sizeof *x);
+        if (!x) {
+            FAILF("short-lived thread: allocation failed");
+            break;
+        }
+        x->val = LVAL(i);
+        wbgc_write(p, &x->next, head);
+        head = x;
+        if (i % 50 == 0) churn(p, 32 * KB, 1000, &rng);
+    }
+    wbgc_safepoint(p);
+    int i = 300, bad = 0;
+    for (lnode *x = head; x; x = x->next) bad += x->val != LVAL(--i);
+    CHECKF(bad == 0 && i == 0, "short-lived thread's list: %d bad nodes, %d missing", bad, i);
+    size_t b = check_pat(ho->data, sizeof ho->data, ho->seed);
+    CHECKF(b == 0, "object handed to a new thread at creation: %zu words changed", b);
+    wbgc_detach(p);
+    __atomic_add_fetch(&g_storm_done, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void test_attach_detach_storm(void)
+{
+    enum { WAVE = (int)ARRAY_LEN(g_storm_attached) };
+    errlog log;
+    bg_collector bg;
+    pthread_t bgt, t[WAVE];
+    int waves = (int)scaled(60);
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    g_storm_heap = h;
+    g_storm_done = 0;
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    REQUIRE(bg_start(&bg, h, &bgt, p));
+    uint64_t c0 = cycles_of(h), t0 = now_ns();
+    int created = 0;
+    for (int w = 0; w < waves; w++) {
+        handoff *volatile ho[WAVE];
+        int ok[WAVE];
+        for (int i = 0; i < WAVE; i++) {
+            ho[i] = wbgc_alloc_noscan(p, sizeof(handoff));
+            ok[i] = 0;
+            if (!ho[i]) { FAILF("handoff allocation failed"); continue; }
+            ho[i]->seed = (uint64_t)(w * WAVE + i + 1);
+            ho[i]->slot = i;
+            g_storm_attached[i] = 0;
+            fill_pat(ho[i]->data, sizeof ho[i]->data, ho[i]->seed);
+            ok[i] = pthread_create(&t[i], NULL, storm_thread, ho[i]) == 0;
+            CHECK(ok[i]);
+            created += ok[i];
+        }
+        /* hold the objects until every thread has a P (and so a scanned
+           stack), then let go: from then on only the threads hold them */
+        for (int i = 0; i < WAVE; i++)
+            if (ok[i]) CHECK(wait_flag_blocking(p, &g_storm_attached[i], 30));
+        for (int i = 0; i < WAVE; i++) ho[i] = NULL;
+        wbgc_blocking_begin(p);
+        for (int i = 0; i < WAVE; i++)
+            if (ok[i]) pthread_join(t[i], NULL);
+        wbgc_blocking_end(p);
+    }
+    uint64_t t1 = now_ns();
+    bg_stop(&bg, bgt, p);
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(g_storm_done == created, "%d of %d short-lived threads finished", g_storm_done, created);
+    CHECK(cyc >= 10);
+    note("%d threads attached/detached in %.2f s during %llu back-to-back cycles",
+         created, (t1 - t0) / 1e9, (unsigned long long)cyc);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   17. wbgc_memmove
+   ========================================================================= */
+
+#define MM_N 64
+#define MM_OBJ 256
+
+static NOINLINE void mm_fill(wbgc_p *p, void **a)
+{
+    for (int i = 0; i < MM_N; i++) {
+        uint64_t *q = wbgc_alloc_noscan(p, MM_OBJ);
+        if (!q) { FAILF("allocation failed"); continue; }
+        fill_pat(q, MM_OBJ, 3000 + (uint64_t)i);
+        wbgc_write(p, &a[i], q);
+    }
+}
+
+static NOINLINE size_t mm_check(void **slots, const uint64_t *seeds, int n)
+{
+    size_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (!seeds[i]) {
+            bad += slots[i] != NULL;
+            continue;
+        }
+        bad += slots[i] ? check_pat(slots[i], MM_OBJ, seeds[i]) : 1;
+    }
+    return bad;
+}
+
+static void test_memmove(void)
+{
+    enum { BN = 2 * MM_N };
+    errlog log;
+    uint64_t rng = 17;
+    uintptr_t shadow[BN];   /* expected pointer values */
+    uint64_t *seeds = calloc(BN, sizeof *seeds);
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h && seeds);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile A = wbgc_alloc(p, MM_N * sizeof(void *));
+    void **volatile B = wbgc_alloc(p, BN * sizeof(void *));
+    REQUIRE(A && B);
+    mm_fill(p, A);
+    /* plain copy into B */
+    wbgc_memmove(p, B, A, MM_N * sizeof(void *));
+    memset(shadow, 0, sizeof shadow);
+    for (int i = 0; i < MM_N; i++) shadow[i] = (uintptr_t)A[i], seeds[i] = 3000 + (uint64_t)i;
+    int diff = 0;
+    for (int i = 0; i < BN; i++) diff += (uintptr_t)B[i] != shadow[i];
+    CHECKF(diff == 0, "plain wbgc_memmove: %d slots differ", diff);
+    /* overlapping, forwards and backwards, against memmove on the shadow */
+    static const int moves[][3] = {{8, 0, 64}, {0, 3, 100}, {1, 0, 127}, {0, 1, 127}, {5, 5, 10}, {0, 64, 64}};
+    for (size_t m = 0; m < ARRAY_LEN(moves); m++) {
+        int d = moves[m][0], s = moves[m][1], n = moves[m][2];
+        wbgc_memmove(p, (void **)B + d, (void **)B + s, (size_t)n * sizeof(void *));
+        memmove(shadow + d, shadow + s, (size_t)n * sizeof *shadow);
+        memmove(seeds + d, seeds + s, (size_t)n * sizeof *seeds);
+        diff = 0;
+        for (int i = 0; i < BN; i++) diff += (uintptr_t)B[i] != shadow[i];
+        CHECKF(diff == 0, "overlapping wbgc_memmove(B+%d, B+%d, %d words): %d slots differ", d, s, n, diff);
+    }
+    memset(shadow, 0, sizeof shadow);
+    /* now only B holds the objects */
+    for (int i = 0; i < MM_N; i++) wbgc_write(p, &A[i], NULL);
+    for (int r = 0; r < 4; r++) {
+        churn(p, 4 * MB, 400, &rng);   /* same size class as the objects */
+        scrub_stack();
+        wbgc_collect(p);
+        size_t bad = mm_check(B, seeds, BN);
+        CHECKF(bad == 0, "round %d: objects reachable only through the moved block: %zu words changed", r, bad);
+    }
+    /* bytes that hold no pointers: any length, any alignment, like memmove */
+    unsigned char *volatile buf = wbgc_alloc(p, 300);
+    unsigned char ref[300];
+    REQUIRE(buf);
+    static const size_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 100, 200};
+    int bytes_bad = 0;
+    for (size_t li = 0; li < ARRAY_LEN(lens); li++)
+        for (int so = 0; so < 10; so += 3)
+            for (int dof = 0; dof < 10; dof += 2) {
+                for (int i = 0; i < 300; i++) ref[i] = buf[i] = (unsigned char)(i * 7 + li);
+                wbgc_memmove(p, buf + dof, buf + so, lens[li]);
+                memmove(ref + dof, ref + so, lens[li]);
+                if (memcmp(buf, ref, 300) != 0) {
+                    if (bytes_bad++ < 3)
+                        FAILF("wbgc_memmove(buf+%d, buf+%d, %zu) differs from memmove", dof, so, lens[li]);
+                }
+            }
+    CHECK(bytes_bad == 0);
+    CLOSE_HEAP(h, p, &log);
+    free(seeds);
+}
+
+/* the only references move between two blocks while cycles run */
+#define MC_N 256
+typedef struct mobj {
+    uint64_t seed;
+    uint64_t w[15];
+} mobj;
+
+static mobj *mobj_new(wbgc_p *p, uint64_t seed)
+{
+    mobj *m = wbgc_alloc_noscan(p, sizeof *m);
+    if (!m) return NULL;
+    m->seed = seed;
+    for (int i = 0; i < 15; i++) m->w[i] = mix64(seed + (uint64_t)i);
+    return m;
+}
+
+static int mobj_ok(const mobj *m, uint64_t seed)
+{
+    if (!m || m->seed != seed) return 0;
+    for (int i = 0; i < 15; i++)
+        if (m->w[i] != mix64(seed + (uint64_t)i)) return 0;
+    return 1;
+}
+
+static NOINLINE void mc_fill(wbgc_p *p, void **x, uint64_t *seeds, uint64_t *next_seed)
+{
+    for (int i = 0; i < MC_N; i++) {
+        seeds[i] = (*next_seed)++;
+        wbgc_write(p, &x[i], mobj_new(p, seeds[i]));
+    }
+}
+
+static void *const g_zero_block[MC_N];
+
+static void test_memmove_concurrent(void)
+{
+    errlog log;
+    bg_collector bg;
+    pthread_t bgt;
+    uint64_t rng = 2024, next_seed = 1;
+    uint64_t *seeds = calloc(MC_N, sizeof *seeds);
+    int iters = (int)scaled(20000);
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h && seeds);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile X = wbgc_alloc(p, MC_N * sizeof(void *));
+    void **volatile Y = wbgc_alloc(p, MC_N * sizeof(void *));
+    REQUIRE(X && Y);
+    mc_fill(p, X, seeds, &next_seed);
+    REQUIRE(bg_start(&bg, h, &bgt, p));
+    uint64_t c0 = cycles_of(h);
+    int bad = 0;
+    for (int it = 0; it < iters && bad < 10; it++) {
+        /* move everything X -> Y, clear X, swap names */
+        wbgc_memmove(p, Y, X, MC_N * sizeof(void *));
+        wbgc_memmove(p, X, g_zero_block, MC_N * sizeof(void *));
+        void **volatile T = X;
+        X = Y;
+        Y = T;
+        T = NULL;
+        /* rotate X by one, either way, with the element in between held by a local */
+        if (it & 1) {
+            void *last = X[MC_N - 1];
+            uint64_t ls = seeds[MC_N - 1];
+            wbgc_memmove(p, (void **)X + 1, (void **)X, (MC_N - 1) * sizeof(void *));
+            memmove(seeds + 1, seeds, (MC_N - 1) * sizeof *seeds);
+            wbgc_write(p, &X[0], last);
+            seeds[0] = ls;
+        } else {
+            void *first = X[0];
+            uint64_t fs = seeds[0];
+            wbgc_memmove(p, (void **)X, (void **)X + 1, (MC_N - 1) * sizeof(void *));
+            memmove(seeds, seeds + 1, (MC_N - 1) * sizeof *seeds);
+            wbgc_write(p, &X[MC_N - 1], first);
+            seeds[MC_N - 1] = fs;
+        }
+        /* replace one object */
+        int k = (int)(rnd(&rng) % MC_N);
+        seeds[k] = next_seed++;
+        wbgc_write(p, &X[k], mobj_new(p, seeds[k]));
+        churn(p, 2 * KB, 200, &rng);
+        for (int c = 0; c < 4; c++) {
+            int i = (int)(rnd(&rng) % MC_N);
+            if (!mobj_ok(X[i], seeds[i])) {
+                FAILF("iteration %d: slot %d: object %p does not hold seed %llu", it, i, X[i],
+                      (unsigned long long)seeds[i]);
+                bad++;
+            }
+        }
+    }
+    bg_stop(&bg, bgt, p);
+    for (int i = 0; i < MC_N; i++)
+        if (!mobj_ok(X[i], seeds[i])) {
+            FAILF("end: slot %d: object %p does not hold seed %llu", i, X[i], (unsigned long long)seeds[i]);
+            break;
+        }
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(cyc >= 20, "only %llu cycles overlapped the moves", (unsigned long long)cyc);
+    note("%d rounds of moves over %llu cycles", iters, (unsigned long long)cyc);
+    CLOSE_HEAP(h, p, &log);
+    free(seeds);
+}
+
+/* =========================================================================
+   Barrier workloads in every mode
+   ========================================================================= */
+
+/* shuffle_run: two containers of K slots hold the only references to K*2
+   objects; random swaps and replacements move references between them (one
+   at a time, through a local) while garbage keeps automatic cycles coming.
+   Seeds (not pointers) are shadowed in malloc memory. */
+static void shuffle_run(unsigned flags, int mark_workers, int barrier)
+{
+    enum { K = 4096 };
+    errlog log;
+    uint64_t rng = 0xABCDEF, next_seed = 1;
+    uint64_t *sa = calloc(K, sizeof *sa), *sb = calloc(K, sizeof *sb);
+    long iters = (long)scaled(150000);
+    wbgc_heap *h = open_heap(&log, 25, flags, mark_workers, 0);
+    REQUIRE(h && sa && sb);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile A = wbgc_alloc(p, K * sizeof(void *));
+    void **volatile B = wbgc_alloc(p, K * sizeof(void *));
+    REQUIRE(A && B);
+#define STORE(slot, v) do { if (barrier) wbgc_write(p, (slot), (v)); else *(void **)(slot) = (v); } while (0)
+    for (int i = 0; i < K; i++) {
+        sa[i] = next_seed++;
+        STORE(&A[i], mobj_new(p, sa[i]));
+        sb[i] = next_seed++;
+        STORE(&B[i], mobj_new(p, sb[i]));
+    }
+    uint64_t c0 = cycles_of(h);
+    long bad = 0;
+    for (long it = 0; it < iters && bad < 10; it++) {
+        int i = (int)(rnd(&rng) % K), j = (int)(rnd(&rng) % K);
+        uint64_t r = rnd(&rng);
+        if (r % 8 < 5) {   /* swap A[i] <-> B[j] */
+            void *x = A[i];
+            uint64_t xs = sa[i];
+            STORE(&A[i], B[j]);
+            sa[i] = sb[j];
+            uint64_t *g = wbgc_alloc(p, 32 + (size_t)(r >> 32) % 2000);   /* safepoint in the window */
+            if (g) g[0] = r;
+            STORE(&B[j], x);
+            sb[j] = xs;
+        } else if (r % 8 < 7) {   /* move A[i] -> B[j] (B[j]'s object dies), refill A[i] */
+            STORE(&B[j], A[i]);
+            sb[j] = sa[i];
+            STORE(&A[i], NULL);
+            sa[i] = next_seed++;
+            void *n = mobj_new(p, sa[i]);
+            STORE(&A[i], n);
+        } else {   /* garbage */
+            for (int g = 0; g < 8; g++) {
+                uint64_t *q = wbgc_alloc(p, 16 + (size_t)(rnd(&rng) % 3000));
+                if (q) q[0] = 5;
+            }
+        }
+        if (!mobj_ok(A[i], sa[i]) || !mobj_ok(B[j], sb[j])) {
+            FAILF("iteration %ld: A[%d]=%p (seed %llu) or B[%d]=%p (seed %llu) broken", it, i, A[i],
+                  (unsigned long long)sa[i], j, B[j], (unsigned long long)sb[j]);
+            bad++;
+        }
+        if (it % 20000 == 19999)
+            for (int m = 0; m < K; m++)
+                if (!mobj_ok(A[m], sa[m]) || !mobj_ok(B[m], sb[m])) {
+                    FAILF("iteration %ld: full check: slot %d broken", it, m);
+                    bad++;
+                    break;
+                }
+    }
+#undef STORE
+    wbgc_collect(p);
+    for (int m = 0; m < K; m++)
+        if (!mobj_ok(A[m], sa[m]) || !mobj_ok(B[m], sb[m])) {
+            FAILF("end: slot %d broken", m);
+            break;
+        }
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.cycles - c0 >= 10, "only %llu cycles ran during the shuffle", (unsigned long long)(st.cycles - c0));
+    note("%ld moves over %llu cycles; %llu barrier flushes, %llu pauses",
+         iters, (unsigned long long)(st.cycles - c0), (unsigned long long)st.wb_flushes,
+         (unsigned long long)st.pause_count);
+    CLOSE_HEAP(h, p, &log);
+    free(sa);
+    free(sb);
+}
+
+static void test_shuffle_concurrent(void) { shuffle_run(0, -1, 1); }
+static void test_shuffle_incremental(void) { shuffle_run(0, 0, 1); }
+static void test_shuffle_stw(void) { shuffle_run(WBGC_STW, -1, 1); }
+static void test_shuffle_stw_plain_stores(void) { shuffle_run(WBGC_STW, -1, 0); }
+static void test_shuffle_check_mode(void) { shuffle_run(WBGC_CHECK, -1, 1); }
+
+/* threads exchanging objects in the other modes too */
+static void threads_mode(unsigned flags, int mark_workers)
+{
+    errlog log;
+    pthread_t t[MT_THREADS];
+    mt_arg args[MT_THREADS];
+    wbgc_heap *h = open_heap(&log, 10, flags, mark_workers, 0);
+    REQUIRE(h);
+    g_mt_heap = h;
+    g_tn_seq = 0;
+    g_mt_verified = g_mt_exchanges = 0;
+    memset(g_mt_slots, 0, sizeof g_mt_slots);
+    memset(g_mt_slot_seq, 0, sizeof g_mt_slot_seq);
+    CHECK(wbgc_add_roots(h, g_mt_slots, sizeof g_mt_slots) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t c0 = cycles_of(h);
+    for (int i = 0; i < MT_THREADS; i++) {
+        args[i].id = i;
+        args[i].iters = (int)scaled(1000);
+        CHECK(pthread_create(&t[i], NULL, mt_thread, &args[i]) == 0);
+    }
+    wbgc_blocking_begin(p);
+    for (int i = 0; i < MT_THREADS; i++) pthread_join(t[i], NULL);
+    wbgc_blocking_end(p);
+    mt_check_slots("shared slot after the threads");
+    wbgc_collect(p);
+    mt_check_slots("shared slot after a last collect");
+    CHECK(cycles_of(h) - c0 >= 5);
+    wbgc_remove_roots(h, g_mt_slots);
+    memset(g_mt_slots, 0, sizeof g_mt_slots);
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_threads_incremental(void) { threads_mode(0, 0); }
+static void test_threads_stw(void) { threads_mode(WBGC_STW, -1); }
+static void test_threads_check_mode(void) { threads_mode(WBGC_CHECK, -1); }
+
+/* =========================================================================
+   Check mode, trace, config
+   ========================================================================= */
+
+static NOINLINE void make_dangling(wbgc_p *p, uintptr_t *addrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *q = wbgc_alloc(p, 48);
+        addrs[i] = (uintptr_t)q;
+    }
+}
+
+static void *g_check_root[4];
+
+static void test_check_mode_reports(void)
+{
+    enum { ND = 64 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void **volatile holder = wbgc_alloc(p, 8 * sizeof(void *));
+    void *volatile obj = wbgc_alloc(p, 64);
+    void **bad_slot = malloc(8 * sizeof(void *));
+    uintptr_t *dang = malloc(ND * sizeof *dang);
+    REQUIRE(holder && obj && bad_slot && dang);
+    CHECK(wbgc_add_roots(h, g_check_root, sizeof g_check_root) == 0);
+    /* legitimate stores: heap object, root region, own stack */
+    int e0 = errlog_count(&log);
+    void *on_stack = NULL;
+    wbgc_write(p, &holder[0], obj);
+    wbgc_write(p, &g_check_root[0], obj);
+    wbgc_write(p, &on_stack, obj);
+    CHECKF(errlog_count(&log) == e0, "check mode reported a legitimate store: \"%s\"", errlog_msg(&log, e0));
+    CHECK(on_stack == obj && holder[0] == obj && g_check_root[0] == obj);
+    /* a GC pointer into malloc memory: reported, with both addresses */
+    e0 = errlog_count(&log);
+    wbgc_write(p, &bad_slot[0], obj);
+    CHECKF(errlog_count(&log) == e0 + 1, "a store of a GC pointer into malloc memory: on_error called %d times",
+           errlog_count(&log) - e0);
+    CHECKF(errlog_has_ptr(&log, e0, &bad_slot[0]), "message does not name the slot %p: \"%s\"",
+           (void *)&bad_slot[0], errlog_msg(&log, e0));
+    CHECKF(errlog_has_ptr(&log, e0, obj), "message does not name the value %p: \"%s\"", obj,
+           errlog_msg(&log, e0));
+    /* a pointer to a freed object: reported (in bulk: a few may survive by
+       a stale reference) */
+    make_dangling(p, dang, ND);
+    scrub_stack();
+    wbgc_collect(p);
+    e0 = errlog_count(&log);
+    for (int i = 0; i < ND; i++) {
+        wbgc_write(p, &holder[1], (void *)dang[i]);
+        wbgc_write(p, &holder[1], NULL);
+    }
+    int reported = errlog_count(&log) - e0;
+    CHECKF(reported >= ND / 2, "stores of pointers to freed objects: %d of %d reported", reported, ND);
+    note("check mode: %d of %d stores of freed-object pointers reported", reported, ND);
+    wbgc_remove_roots(h, g_check_root);
+    memset(g_check_root, 0, sizeof g_check_root);
+    free(bad_slot);
+    free(dang);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* capture_stderr: run fn with fd 2 sent to a temporary file; returns the
+   number of lines written (or -1). */
+static int stderr_lines_during(void (*fn)(wbgc_p *), wbgc_p *p)
+{
+    FILE *tmp = tmpfile();
+    if (!tmp) return -1;
+    fflush(stderr);
+    int saved = dup(2);
+    if (saved < 0 || dup2(fileno(tmp), 2) < 0) {
+        fclose(tmp);
+        return -1;
+    }
+    fn(p);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    int lines = 0, c, last = '\n';
+    while ((c = fgetc(tmp)) != EOF) {
+        if (c == '\n') lines++;
+        last = c;
+    }
+    if (last != '\n') lines++;
+    fclose(tmp);
+    return lines;
+}
+
+static void three_collects(wbgc_p *p)
+{
+    for (int i = 0; i < 3; i++) wbgc_collect(p);
+}
+
+static void test_trace_flag(void)
+{
+    errlog log;
+    unsigned saved = g_extra_flags;
+    g_extra_flags = 0;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_TRACE, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t c0 = cycles_of(h);
+    int lines = stderr_lines_during(three_collects, p);
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(lines >= 0 && (uint64_t)lines == cyc, "WBGC_TRACE: %d lines on stderr for %llu cycles", lines,
+           (unsigned long long)cyc);
+    CLOSE_HEAP(h, p, &log);
+    /* and without the flag, nothing */
+    h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    p = wbgc_attach(h);
+    REQUIRE(p);
+    lines = stderr_lines_during(three_collects, p);
+    CHECKF(lines == 0, "without WBGC_TRACE: %d lines on stderr", lines);
+    CLOSE_HEAP(h, p, &log);
+    g_extra_flags = saved;
+}
+
+static void test_config_defaults(void)
+{
+    wbgc_config cfg;
+    memset(&cfg, 0x5A, sizeof cfg);
+    wbgc_config_default(&cfg);
+    CHECK(cfg.gc_percent == 100);
+    CHECK(cfg.memory_limit == 0);
+    CHECK(cfg.mark_workers == -1);
+    CHECK(cfg.flags == 0);
+    CHECK(cfg.user == NULL);
+    /* NULL config: the defaults */
+    wbgc_heap *h = wbgc_heap_new(NULL);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void *volatile q = wbgc_alloc(p, 100);
+    CHECK(q != NULL);
+    uint64_t rng = 1;
+    churn(p, 16 * MB, 1000, &rng);
+    CHECK(cycles_of(h) > 0);   /* gc_percent 100 by default */
+    wbgc_collect(p);
+    CHECK(q != NULL && count_nonzero(q, 100) == 0);
+    wbgc_detach(p);
+    wbgc_heap_free(h);
+}
+
+/* =========================================================================
+   The table and the runner
+   ========================================================================= */
+
+typedef struct test_case {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+static const test_case g_tests[] = {
+    {"config_defaults", test_config_defaults},
+    {"zeroed_memory", test_zeroed_memory},
+    {"zeroed_memory_check_mode", test_zeroed_memory_check_mode},
+    {"local_survives", test_local_survives},
+    {"garbage_reclaimed", test_garbage_reclaimed},
+    {"scavenge_returns_memory", test_scavenge_returns_memory},
+    {"interior_pointers", test_interior_pointers},
+    {"noscan_holds_nothing", test_noscan_holds_nothing},
+    {"large_objects", test_large_objects},
+    {"registered_roots", test_registered_roots},
+    {"long_list", test_long_list},
+    {"threads_exchange", test_threads_exchange},
+    {"threads_incremental", test_threads_incremental},
+    {"threads_stw", test_threads_stw},
+    {"threads_check_mode", test_threads_check_mode},
+    {"blocking_thread_does_not_stall_gc", test_blocking_thread_does_not_stall_gc},
+    {"registers_are_roots", test_registers_are_roots},
+    {"alloc_extreme_sizes", test_alloc_extreme_sizes},
+    {"memory_limit", test_memory_limit},
+    {"misuse_detach_other_thread", test_misuse_detach_other_thread},
+    {"misuse_free_attached", test_misuse_free_attached},
+    {"misuse_detached_p", test_misuse_detached_p},
+    {"stats", test_stats},
+    {"pacing", test_pacing},
+    {"env_gc_percent", test_env_gc_percent},
+    {"no_stack_scan", test_no_stack_scan},
+    {"attach_detach_storm", test_attach_detach_storm},
+    {"memmove", test_memmove},
+    {"memmove_concurrent", test_memmove_concurrent},
+    {"shuffle_concurrent", test_shuffle_concurrent},
+    {"shuffle_incremental", test_shuffle_incremental},
+    {"shuffle_stw", test_shuffle_stw},
+    {"shuffle_stw_plain_stores", test_shuffle_stw_plain_stores},
+    {"shuffle_check_mode", test_shuffle_check_mode},
+    {"check_mode_reports", test_check_mode_reports},
+    {"trace_flag", test_trace_flag},
+};
+#define NTESTS ((int)ARRAY_LEN(g_tests))
+
+/* counts for the summary, also read by the signal handler */
+static volatile int g_passed, g_failed, g_to_run;
+
+static void write_str(const char *s)
+{
+    ssize_t r = write(1, s, strlen(s));
+    (void)r;
+}
+
+static void write_int(long v)
+{
+    char buf[32];
+    int i = (int)sizeof buf;
+    int neg = v < 0;
+    unsigned long u = neg ? 0UL - (unsigned long)v : (unsigned long)v;
+    buf[--i] = 0;
+    do buf[--i] = (char)('0' + u % 10); while ((u /= 10) && i > 1);
+    if (neg) buf[--i] = '-';
+    write_str(buf + i);
+}
+
+/* the test died (signal) or hung (watchdog): say so, print the summary
+   line counting it and every test not run as failed, and die the same way */
+static void on_fatal_signal(int sig)
+{
+    if (sig == SIGALRM) {
+        write_str("\n    FAIL: watchdog: test '");
+        write_str((const char *)g_test_name);
+        write_str("' still running after ");
+        write_int((long)g_timeout);
+        write_str(" s (deadlock?)\n");
+    } else {
+        write_str("\n    FAIL: test '");
+        write_str((const char *)g_test_name);
+        write_str("' died with signal ");
+        write_int(sig);
+        write_str("\n");
+    }
+    write_str("[ FAIL ] ");
+    write_str((const char *)g_test_name);
+    write_str("\n");
+    write_int(g_passed);
+    write_str(" passed, ");
+    write_int(g_to_run - g_passed);
+    write_str(" failed\n");
+    signal(sig, SIG_DFL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+static void install_handlers(void)
+{
+    static char altstack[64 * 1024];
+    stack_t ss;
+    struct sigaction sa;
+    ss.ss_sp = altstack;
+    ss.ss_size = sizeof altstack;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL);
+    if (!TEST_ASAN) {   /* under ASan its own reports are better */
+        sigaction(SIGSEGV, &sa, NULL);
+        sigaction(SIGBUS, &sa, NULL);
+        sigaction(SIGILL, &sa, NULL);
+        sigaction(SIGFPE, &sa, NULL);
+    }
+}
+
+static void read_env(void)
+{
+    const char *s;
+    if ((s = getenv("WBGC_TEST_SCALE")) && atof(s) > 0) g_scale = atof(s);
+    if ((s = getenv("WBGC_TEST_LIST_NODES")) && atol(s) > 0) g_list_nodes = (size_t)atol(s);
+    if ((s = getenv("WBGC_TEST_TIMEOUT")) && atoi(s) > 0) g_timeout = (unsigned)atoi(s);
+    if ((s = getenv("WBGC_TEST_TRACE")) && *s && *s != '0') g_extra_flags |= WBGC_TRACE;
+    unsetenv("WBGC_GC_PERCENT");
+    unsetenv("WBGC_TRACE");
+}
+
+int main(int argc, char **argv)
+{
+    int selected[NTESTS], unknown = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    read_env();
+    if (argc > 1 && (!strcmp(argv[1], "--list") || !strcmp(argv[1], "-l"))) {
+        for (int i = 0; i < NTESTS; i++) printf("%s\n", g_tests[i].name);
+        return 0;
+    }
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: %s [--list] [NAME...]\n", argv[0]);
+        return 0;
+    }
+    for (int i = 0; i < NTESTS; i++) selected[i] = argc <= 1;
+    for (int a = 1; a < argc; a++) {
+        int found = 0;
+        for (int i = 0; i < NTESTS; i++)
+            if (!strcmp(argv[a], g_tests[i].name)) selected[i] = found = 1;
+        if (!found) {
+            printf("unknown test: %s (see --list)\n", argv[a]);
+            unknown++;
+        }
+    }
+    int to_run = unknown;
+    for (int i = 0; i < NTESTS; i++) to_run += selected[i];
+    g_to_run = to_run;
+    g_failed = unknown;
+    install_handlers();
+    for (int i = 0; i < NTESTS; i++) {
+        if (!selected[i]) continue;
+        g_test_name = g_tests[i].name;
+        __atomic_store_n(&g_test_fails, 0, __ATOMIC_RELAXED);
+        printf("[ RUN  ] %s\n", g_tests[i].name);
+        uint64_t t0 = now_ns();
+        scrub_stack_runner();
+        alarm(g_timeout);
+        g_tests[i].fn();
+        alarm(0);
+        double secs = (now_ns() - t0) / 1e9;
+        int fails = __atomic_load_n(&g_test_fails, __ATOMIC_RELAXED);
+        if (fails == 0) {
+            g_passed++;
+            printf("[ PASS ] %s (%.2f s)\n", g_tests[i].name, secs);
+        } else {
+            g_failed++;
+            printf("[ FAIL ] %s (%d failed checks, %.2f s)\n", g_tests[i].name, fails, secs);
+        }
+    }
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
