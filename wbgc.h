@@ -225,6 +225,7 @@ typedef struct wbgc__pfast {
 } wbgc__pfast;
 
 WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val);
+WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val);
 WBGCDEF int  wbgc__safepoint_slow(wbgc_p *p);
 WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
 
@@ -254,13 +255,18 @@ WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
 /* wbgc_write stores val into *(void **)slot with the write barrier. Use it
    for every store of a GC pointer into a heap object or a root region. With
    the barrier off it costs one load and one predicted branch beside the
-   store. There is no safepoint between the test and the store. */
+   store. With it on (while a cycle marks) it appends the new and the old
+   pointer to this P's buffer; when that fills the buffer, the flush shades
+   the batch. There is no safepoint between the test and the store. */
 static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
 {
-    const wbgc__pfast *f = (const wbgc__pfast *)(const void *)p;
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
     if (__builtin_expect(f->wb_on != 0, 0)) {
-        wbgc__write_slow(p, slot, val);
-        return;
+        void **e = f->wb_next;
+        f->wb_next = e + 2;
+        e[0] = val;
+        e[1] = *(void *const *)slot;  /* the old value: *slot, before the store */
+        if (__builtin_expect(e + 2 == f->wb_end, 0)) wbgc__wb_flush(p, slot, val);
     }
     *(void **)slot = val;
 }
@@ -326,6 +332,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-POWNER     A P's fields are touched only by its thread, or by another
                   thread while the P is parked, blocked or detached (all under
                   sched_lock).
+   INV-TRICOLOUR  A black object never points to a white one unless a grey
+                  object or a barrier buffer holds a path to it. Kept by the
+                  hybrid barrier (old and new value shaded), allocation black
+                  during marking, and each stack scanned once; needs the
+                  barrier on in every P before any object is black.
    INV-ZERO       Memory returned by an allocation is zeroed: a span or page
                   run with needzero clear holds only zero bytes in its free
                   slots.
@@ -406,6 +417,13 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 #define WBGC__FREE_LISTS   128
 /* Work buffer entries: larger buffers mean fewer trips to the global lists
    (each takes a lock) but more grey objects held back by one P. */
+/* Barrier buffer entries (each a (new, old) pair). Larger: fewer flushes
+   (each costs a call and a pass that finds objects), and a longer delay
+   before grey objects reach the marker; 256 entries (4 KiB) is Go's choice.
+   Check mode uses one entry whatever this says. */
+#ifndef WBGC_WBBUF_ENTRIES
+#define WBGC_WBBUF_ENTRIES 256
+#endif
 #ifndef WBGC_WORKBUF_ENTRIES
 #define WBGC_WORKBUF_ENTRIES 510
 #endif
@@ -603,7 +621,12 @@ typedef struct wbgc__gcwork {
    The heap and the P
    ========================================================================= */
 
-enum { WBGC__P_RUNNING = 1, WBGC__P_PARKED, WBGC__P_BLOCKED, WBGC__P_DETACHED };
+/* P status. RUNNING: its thread runs mutator code. PARKED: stopped at a
+   safepoint while the world is stopped. BLOCKED: inside a blocking region
+   (or waiting inside wbgc): counts as stopped. TAKEN: blocked, and a marker
+   works on its behalf; its thread cannot leave the blocking region until
+   the P is given back. DETACHED: gone. */
+enum { WBGC__P_RUNNING = 1, WBGC__P_PARKED, WBGC__P_BLOCKED, WBGC__P_TAKEN, WBGC__P_DETACHED };
 #define WBGC__P_MAGIC   0x77626770u  /* "wbgp" */
 #define WBGC__P_DEAD    0x64656164u  /* "dead" */
 #define WBGC__H_MAGIC   0x77626768u  /* "wbgh" */
@@ -613,6 +636,7 @@ struct wbgc_p {
     wbgc_heap  *heap;
     uint32_t    magic;              /* WBGC__P_MAGIC while attached */
     int         status;             /* WBGC__P_*; written under sched_lock */
+    uint32_t    req;                /* WBGC__REQ_*: asked of this P; sched_lock */
     pthread_t   thread;
     uintptr_t   stack_lo, stack_hi; /* the thread's stack; hi is its base */
     uintptr_t   saved_sp;           /* where the stack scan starts */
@@ -621,8 +645,13 @@ struct wbgc_p {
     uint32_t    alloc_black;        /* new objects born marked (mark phase) */
     uint64_t    allocd;             /* bytes allocated; owner writes, relaxed */
     uint64_t    allocd_reported;    /* part of allocd the pacer has seen */
+    int64_t     assist_debt;        /* scan work owed, bytes (mark phase) */
+    uint64_t    black_bytes;        /* bytes allocated black this cycle */
+    uint64_t    wb_flushes;         /* owner writes, relaxed */
+    wbgc__gcwork gcw;               /* grey objects from its barrier and stack */
     wbgc_p     *next;               /* heap's attached or free list */
     wbgc__span *cache[WBGC__NSPC];  /* current span per span class */
+    void       *wbbuf[WBGC_WBBUF_ENTRIES * 2];  /* (new, old) pairs */
 };
 
 WBGC__STATIC_ASSERT(offsetof(struct wbgc_p, fast) == 0,
@@ -630,8 +659,9 @@ WBGC__STATIC_ASSERT(offsetof(struct wbgc_p, fast) == 0,
 
 typedef struct wbgc__central {
     pthread_mutex_t lock;
-    wbgc__span *partial;   /* swept, not cached, with free slots */
-    wbgc__span *full;      /* not cached, no free slot */
+    wbgc__span *partial;     /* swept, not cached, with free slots */
+    wbgc__span *full;        /* swept, not cached, no free slot */
+    wbgc__span *unswept[3];  /* marked by the last cycle, not swept yet */
 } wbgc__central;
 
 typedef struct wbgc__root { void *start; uintptr_t lo, hi; } wbgc__root;
@@ -649,7 +679,8 @@ struct wbgc_heap {
     wbgc__arena  *arenas;
     uintptr_t     lo, hi;        /* bounds of all arenas; relaxed reads */
     wbgc__span   *free_runs[WBGC__FREE_LISTS + 1]; /* [n]: n pages; [max]: larger */
-    wbgc__span   *large;         /* in-use large spans */
+    wbgc__span   *large;         /* in-use large spans, swept */
+    wbgc__span   *large_unswept; /* in-use large spans, not swept yet */
     wbgc__span   *spare_spans;   /* recycled span structs */
     uint64_t      mapped_bytes;  /* all arenas */
     uint64_t      fresh_bytes;   /* free runs never touched, or returned to the OS */
@@ -667,9 +698,31 @@ struct wbgc_heap {
     wbgc_p         *free_ps;     /* detached, kept for misuse reports */
     int             nps;
 
-    /* One cycle at a time. */
+    /* The world and the phase change under gc_lock, one at a time. */
     pthread_mutex_t gc_lock;
-    uint64_t        cycles_started;
+    uint64_t        cycles_started;  /* atomic */
+    int             phase;           /* WBGC__PHASE_*; set with the world
+                                        stopped, relaxed reads */
+
+    /* Marking. */
+    pthread_mutex_t markdone_lock;   /* one termination attempt at a time */
+    pthread_cond_t  work_cv;         /* sched_lock: workers, sweeper wait */
+    pthread_cond_t  cycle_cv;        /* sched_lock: a cycle ended */
+    int             roots_state;     /* 0 unclaimed, 1 claimed, 2 scanned */
+    int             stacks_pending;  /* Ps whose stack is unscanned; atomic */
+    int             nactive;         /* markers that may hold global work;
+                                        work_lock */
+    uint64_t        cycle_marked;    /* bytes marked this cycle; atomic */
+    uint64_t        assist_ratio;    /* scan bytes owed per byte, x 2^16 */
+    uint64_t        mark_start_ns;
+    uint64_t        start_pause_ns;
+    int             shutdown;        /* sched_lock: threads exit */
+    int             nworkers;
+    pthread_t      *workers;
+    int             has_sweeper;
+    pthread_t       sweeper;
+    int             sweep_pending;   /* sched_lock: spans await sweeping */
+    int             sweep_active;    /* spans being swept off-list; atomic */
 
     /* Registered roots. */
     pthread_mutex_t roots_lock;
@@ -681,11 +734,13 @@ struct wbgc_heap {
     wbgc__wbuf     *work_full, *work_empty;
     wbgc__wbchunk  *work_chunks;
     wbgc__gcwork    gcw;          /* the stop-the-world marker's */
+    uint64_t        wb_flushes_base; /* of detached Ps */
 
     /* Pacer. */
     uint64_t        heap_marked;  /* bytes found live by the last cycle */
     uint64_t        alloc_since;  /* reported bytes allocated since; atomic */
     uint64_t        goal;         /* relaxed reads */
+    uint64_t        trigger;      /* relaxed reads */
     uint64_t        freed_total;  /* bytes freed by sweeps, ever */
     uint64_t        total_alloc_base; /* allocd of detached Ps */
 
@@ -758,9 +813,22 @@ static int wbgc__check_p(wbgc_p *p, const char *fn)
 static inline wbgc__span **wbgc__page_entry(wbgc_heap *h, uintptr_t addr)
 {
     if (addr >> WBGC__ADDR_BITS) return NULL;
-    wbgc__arena *a = h->arena_index[addr >> WBGC__ARENA_SHIFT];
+    wbgc__arena *a = __atomic_load_n(&h->arena_index[addr >> WBGC__ARENA_SHIFT], __ATOMIC_ACQUIRE);
     if (!a) return NULL;
     return &a->pages[(addr >> WBGC__PAGE_SHIFT) & (WBGC__ARENA_PAGES - 1)];
+}
+
+/* Page map entries are read by markers without a lock: written with
+   release (after the span they name is initialised), read with acquire. */
+static inline wbgc__span *wbgc__get_page(wbgc_heap *h, uintptr_t addr)
+{
+    wbgc__span **e = wbgc__page_entry(h, addr);
+    return e ? __atomic_load_n(e, __ATOMIC_ACQUIRE) : NULL;
+}
+
+static inline void wbgc__set_page(wbgc_heap *h, uintptr_t addr, wbgc__span *s)
+{
+    __atomic_store_n(wbgc__page_entry(h, addr), s, __ATOMIC_RELEASE);
 }
 
 /* wbgc__span_of returns the in-use span holding addr, or NULL. Any value may
@@ -769,10 +837,11 @@ static inline wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
 {
     uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
     if (addr - lo >= hi - lo) return NULL;
-    wbgc__arena *a = h->arena_index[addr >> WBGC__ARENA_SHIFT];
+    wbgc__arena *a = __atomic_load_n(&h->arena_index[addr >> WBGC__ARENA_SHIFT], __ATOMIC_ACQUIRE);
     if (!a) return NULL;
-    wbgc__span *s = a->pages[(addr >> WBGC__PAGE_SHIFT) & (WBGC__ARENA_PAGES - 1)];
-    if (!s || s->state != WBGC__SPAN_INUSE) return NULL;
+    wbgc__span *s = __atomic_load_n(&a->pages[(addr >> WBGC__PAGE_SHIFT) & (WBGC__ARENA_PAGES - 1)],
+                                    __ATOMIC_ACQUIRE);
+    if (!s || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBGC__SPAN_INUSE) return NULL;
     if (addr - s->base >= (s->npages << WBGC__PAGE_SHIFT)) return NULL;
     return s;
 }
@@ -792,7 +861,7 @@ static wbgc__span *wbgc__span_struct(wbgc_heap *h)
 
 static void wbgc__span_struct_free(wbgc_heap *h, wbgc__span *s)
 {
-    s->state = WBGC__SPAN_DEAD;
+    WBGC__STORE(s->state, WBGC__SPAN_DEAD);
     s->next = h->spare_spans;
     h->spare_spans = s;
 }
@@ -806,11 +875,11 @@ static size_t wbgc__free_list_of(size_t npages)
    (INV-PAGEMAP). */
 static void wbgc__run_insert(wbgc_heap *h, wbgc__span *s)
 {
-    s->state = WBGC__SPAN_FREE;
+    WBGC__STORE(s->state, WBGC__SPAN_FREE);
     s->list = (uint16_t)wbgc__free_list_of(s->npages);
     wbgc__list_push(&h->free_runs[s->list], s);
-    *wbgc__page_entry(h, s->base) = s;
-    *wbgc__page_entry(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT)) = s;
+    wbgc__set_page(h, s->base, s);
+    wbgc__set_page(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT), s);
     if (!s->needzero) h->fresh_bytes += s->npages << WBGC__PAGE_SHIFT;
 }
 
@@ -864,7 +933,7 @@ static int wbgc__grow(wbgc_heap *h, size_t npages)
         a->mapping_bytes = bytes;
         a->next = h->arenas;
         h->arenas = a;
-        h->arena_index[a->base >> WBGC__ARENA_SHIFT] = a;
+        __atomic_store_n(&h->arena_index[a->base >> WBGC__ARENA_SHIFT], a, __ATOMIC_RELEASE);
     }
     free(made);
     if (!h->lo || base < h->lo) WBGC__STORE(h->lo, base);
@@ -877,10 +946,33 @@ static int wbgc__grow(wbgc_heap *h, size_t npages)
     return 0;
 }
 
+/* wbgc__span_init readies a span of class spc (0/1: large) for use. */
+static void wbgc__span_init(wbgc__span *s, uint32_t spc)
+{
+    uint32_t cls = spc >> 1;
+    s->spc = (uint16_t)spc;
+    s->noscan = (uint8_t)(spc & 1);
+    if (cls) {
+        s->elemsize = wbgc__classes.size[cls];
+        s->nelems = wbgc__classes.nelems[cls];
+        s->divmagic = wbgc__classes.divmagic[cls];
+    } else {
+        s->elemsize = s->npages << WBGC__PAGE_SHIFT;
+        s->nelems = 1;
+        s->divmagic = 0;
+    }
+    s->freeindex = 0;
+    s->cached = 0;
+    memset(s->allocbits, 0, sizeof s->allocbits);
+    memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
+}
+
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
-   free run fits (best fit among the long runs). Returns an in-use span with
-   every page mapped (INV-PAGEMAP), or NULL with errno set. */
-static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages)
+   free run fits (best fit among the long runs), for a span of class spc.
+   The span is initialised before its pages are mapped to it and before it
+   reads as in use, so a marker that finds it sees it whole. Returns it
+   (INV-PAGEMAP), or NULL with errno set. */
+static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages, uint32_t spc)
 {
     wbgc__span *s = NULL;
     for (int tries = 0; !s && tries < 2; tries++) {
@@ -909,9 +1001,9 @@ static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages)
         s->npages = npages;
         wbgc__run_insert(h, rest);
     }
-    s->state = WBGC__SPAN_INUSE;
-    for (size_t i = 0; i < npages; i++)
-        *wbgc__page_entry(h, s->base + (i << WBGC__PAGE_SHIFT)) = s;
+    wbgc__span_init(s, spc);
+    for (size_t i = 0; i < npages; i++) wbgc__set_page(h, s->base + (i << WBGC__PAGE_SHIFT), s);
+    __atomic_store_n(&s->state, (uint8_t)WBGC__SPAN_INUSE, __ATOMIC_RELEASE);
     return s;
 }
 
@@ -919,26 +1011,23 @@ static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages)
    merged with dirty free neighbours. */
 static void wbgc__pages_free(wbgc_heap *h, wbgc__span *s, uint64_t cycle)
 {
-    for (size_t i = 0; i < s->npages; i++)
-        *wbgc__page_entry(h, s->base + (i << WBGC__PAGE_SHIFT)) = NULL;
-    s->state = WBGC__SPAN_FREE;
+    WBGC__STORE(s->state, WBGC__SPAN_FREE);
+    for (size_t i = 0; i < s->npages; i++) wbgc__set_page(h, s->base + (i << WBGC__PAGE_SHIFT), NULL);
     s->needzero = 1;
     s->freed_cycle = cycle;
-    wbgc__span **pe = wbgc__page_entry(h, s->base - WBGC__PAGE);
-    wbgc__span *prev = pe ? *pe : NULL;
+    wbgc__span *prev = wbgc__get_page(h, s->base - WBGC__PAGE);
     if (prev && prev->state == WBGC__SPAN_FREE && prev->needzero) {
         wbgc__run_remove(h, prev);
-        *wbgc__page_entry(h, prev->base + ((prev->npages - 1) << WBGC__PAGE_SHIFT)) = NULL;
+        wbgc__set_page(h, prev->base + ((prev->npages - 1) << WBGC__PAGE_SHIFT), NULL);
         prev->npages += s->npages;
         wbgc__span_struct_free(h, s);
         s = prev;
     }
-    wbgc__span **ne = wbgc__page_entry(h, s->base + (s->npages << WBGC__PAGE_SHIFT));
-    wbgc__span *next = ne ? *ne : NULL;
+    wbgc__span *next = wbgc__get_page(h, s->base + (s->npages << WBGC__PAGE_SHIFT));
     if (next && next->state == WBGC__SPAN_FREE && next->needzero) {
         wbgc__run_remove(h, next);
-        *wbgc__page_entry(h, next->base) = NULL;
-        *wbgc__page_entry(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT)) = NULL;
+        wbgc__set_page(h, next->base, NULL);
+        wbgc__set_page(h, s->base + ((s->npages - 1) << WBGC__PAGE_SHIFT), NULL);
         s->npages += next->npages;
         wbgc__span_struct_free(h, next);
     }
@@ -964,14 +1053,23 @@ static void wbgc__scavenge(wbgc_heap *h, uint64_t cycle)
 }
 
 /* =========================================================================
-   Ps and safepoints: stopping the world
+   Ps and safepoints: stopping the world, handshakes
    ========================================================================= */
 
+#define WBGC__REQ_SCAN  0x1u  /* scan your stack: a root job of the mark phase */
+#define WBGC__REQ_FLUSH 0x2u  /* hand over your barrier buffer and mark work */
+
+enum { WBGC__PHASE_OFF = 0, WBGC__PHASE_MARK = 1 };
+
+/* The marker, which safepoints serve (defined below). */
+static void wbgc__scan_own_stack(wbgc_heap *h, wbgc_p *p);
+static void wbgc__flush_p(wbgc_heap *h, wbgc_p *p);
+
 /* WBGC__SAVE_CONTEXT records, in the frame that stays live while p is
-   parked (or collects), the callee-saved registers and the stack pointer
-   where p's stack scan starts: a pointer may live only in a register of a
-   stopped thread. Caller-saved registers are dead across the call that
-   brought the thread here, by the ABI. Called by p's own thread. */
+   parked or blocked (or scans itself), the callee-saved registers and the
+   stack pointer where p's stack scan starts: a pointer may live only in a
+   register of a stopped thread. Caller-saved registers are dead across the
+   call that brought the thread here, by the ABI. Called by p's own thread. */
 #if WBGC__HAVE_CAPTURE
 #define WBGC__SAVE_CONTEXT(p) \
     do { WBGC__CAPTURE((p)->ctx); (p)->saved_sp = (p)->ctx[WBGC__CTX_SP]; } while (0)
@@ -987,7 +1085,7 @@ static void wbgc__scavenge(wbgc_heap *h, uint64_t cycle)
    sched_lock held. */
 static void wbgc__update_preempt(wbgc_heap *h, wbgc_p *p)
 {
-    uint32_t ask = (p->magic != WBGC__P_MAGIC) || (h->stopping && h->stopper != p);
+    uint32_t ask = (p->magic != WBGC__P_MAGIC) || (h->stopping && h->stopper != p) || p->req;
     WBGC__STORE(p->fast.preempt, ask);
 }
 
@@ -1005,7 +1103,8 @@ static WBGC__NOINLINE void wbgc__park(wbgc_heap *h, wbgc_p *p)
 }
 
 /* wbgc__stop_world stops every P but self (which may be NULL): it returns
-   when each is parked, blocked or detached. gc_lock held. O(Ps). */
+   when each is parked, blocked or detached, and none is being worked on by
+   a marker. gc_lock held. O(Ps). */
 static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
 {
     pthread_mutex_lock(&h->sched_lock);
@@ -1017,7 +1116,7 @@ static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
     for (;;) {
         int running = 0;
         for (wbgc_p *q = h->ps; q; q = q->next)
-            running += (q != self && q->status == WBGC__P_RUNNING);
+            running += q != self && (q->status == WBGC__P_RUNNING || q->status == WBGC__P_TAKEN);
         if (!running) break;
         pthread_cond_wait(&h->parked_cv, &h->sched_lock);
     }
@@ -1035,34 +1134,100 @@ static void wbgc__start_world(wbgc_heap *h)
     pthread_mutex_unlock(&h->sched_lock);
 }
 
-/* wbgc__enter_blocked / wbgc__leave_blocked are blocking_begin/end without
-   the checks: p counts as stopped in between. Context already saved. */
+/* wbgc__enter_blocked / wbgc__leave_blocked bracket a wait: p counts as
+   stopped in between, and markers may work on its behalf (status TAKEN).
+   The context must already be saved, in a frame that outlives the wait. */
 static void wbgc__enter_blocked(wbgc_heap *h, wbgc_p *p)
 {
     pthread_mutex_lock(&h->sched_lock);
     p->status = WBGC__P_BLOCKED;
-    if (h->stopping) pthread_cond_broadcast(&h->parked_cv);
+    pthread_cond_broadcast(&h->parked_cv);
     pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* sched_lock held. */
+static void wbgc__wake_blocked(wbgc_heap *h, wbgc_p *p)
+{
+    while ((h->stopping && h->stopper != p) || p->status == WBGC__P_TAKEN)
+        pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+    p->status = WBGC__P_RUNNING;
+    wbgc__update_preempt(h, p);
 }
 
 static void wbgc__leave_blocked(wbgc_heap *h, wbgc_p *p)
 {
     pthread_mutex_lock(&h->sched_lock);
-    while (h->stopping && h->stopper != p)
-        pthread_cond_wait(&h->resume_cv, &h->sched_lock);
-    p->status = WBGC__P_RUNNING;
-    wbgc__update_preempt(h, p);
+    wbgc__wake_blocked(h, p);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* wbgc__lock_as_blocked takes m; self (may be NULL) counts as blocked while
+   it waits, so that whoever holds m can stop the world or hand-shake. */
+static WBGC__NOINLINE void wbgc__lock_as_blocked(wbgc_heap *h, wbgc_p *self, pthread_mutex_t *m)
+{
+    if (pthread_mutex_trylock(m) == 0) return;
+    if (!self) {
+        pthread_mutex_lock(m);
+        return;
+    }
+    WBGC__SAVE_CONTEXT(self);
+    wbgc__enter_blocked(h, self);
+    pthread_mutex_lock(m);
+    wbgc__leave_blocked(h, self);
+}
+
+static void wbgc__deadline(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ns += (uint64_t)ts->tv_nsec;
+    ts->tv_sec += (time_t)(ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+/* wbgc__sleep_blocked waits up to ns for a cycle to end, self (may be
+   NULL) counting as blocked. */
+static WBGC__NOINLINE void wbgc__sleep_blocked(wbgc_heap *h, wbgc_p *self, uint64_t ns)
+{
+    struct timespec ts;
+    wbgc__deadline(&ts, ns);
+    if (self) WBGC__SAVE_CONTEXT(self);
+    pthread_mutex_lock(&h->sched_lock);
+    if (self) {
+        self->status = WBGC__P_BLOCKED;
+        pthread_cond_broadcast(&h->parked_cv);
+    }
+    pthread_cond_timedwait(&h->cycle_cv, &h->sched_lock, &ts);
+    if (self) wbgc__wake_blocked(h, self);
     pthread_mutex_unlock(&h->sched_lock);
 }
 
 /* wbgc__safepoint_at: the slow path of every safepoint; fn names the public
-   call, for misuse reports. Returns -1 when p is not usable. */
+   call, for misuse reports. Parks while the world is stopped, and does what
+   the collector asked: scan this P's stack, hand over its buffers. Returns
+   -1 when p is not usable. Called by p's thread. */
 static int wbgc__safepoint_at(wbgc_p *p, const char *fn)
 {
     if (wbgc__check_p(p, fn) < 0) return -1;
     wbgc_heap *h = p->heap;
     pthread_mutex_lock(&h->sched_lock);
-    if (h->stopping && h->stopper != p) wbgc__park(h, p);
+    for (;;) {
+        if (h->stopping && h->stopper != p) {
+            wbgc__park(h, p);
+            continue;
+        }
+        uint32_t r = p->req;
+        if (!r) break;
+        pthread_mutex_unlock(&h->sched_lock);
+        if (r & WBGC__REQ_SCAN) {
+            wbgc__scan_own_stack(h, p);
+            __atomic_fetch_sub(&h->stacks_pending, 1, __ATOMIC_RELEASE);
+        }
+        if (r & WBGC__REQ_FLUSH) wbgc__flush_p(h, p);
+        pthread_mutex_lock(&h->sched_lock);
+        /* Cleared only now: a hand-shake waits for the work, not the ask. */
+        p->req &= ~r;
+        pthread_cond_broadcast(&h->parked_cv);
+    }
     wbgc__update_preempt(h, p);
     pthread_mutex_unlock(&h->sched_lock);
     return 0;
@@ -1109,54 +1274,61 @@ WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx)
 WBGCDEF void wbgc_blocking_end(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_blocking_end") < 0) return;
-    if (p->status != WBGC__P_BLOCKED) {
-        wbgc__report(p->heap, "wbgc: misuse: wbgc_blocking_end(p=%p) without wbgc_blocking_begin",
+    wbgc_heap *h = p->heap;
+    pthread_mutex_lock(&h->sched_lock);  /* a marker may be giving p back */
+    int ok = p->status == WBGC__P_BLOCKED || p->status == WBGC__P_TAKEN;
+    if (ok) wbgc__wake_blocked(h, p);
+    pthread_mutex_unlock(&h->sched_lock);
+    if (!ok)
+        wbgc__report(h, "wbgc: misuse: wbgc_blocking_end(p=%p) without wbgc_blocking_begin",
                      (void *)p);
-        return;
-    }
-    wbgc__leave_blocked(p->heap, p);
 }
 
 /* =========================================================================
    Pacer (the parts allocation calls)
    ========================================================================= */
 
-static void wbgc__collect(wbgc_p *self, int forced, const char *why);
+static void wbgc__gc_start(wbgc_p *self, int forced, const char *why);
+static void wbgc__collect_stw(wbgc_p *self, int forced, const char *why);
+static void wbgc__collect_full(wbgc_p *self, const char *why);
+static void wbgc__assist(wbgc_p *p, uint64_t bytes);
 
-/* wbgc__heap_estimate: bytes in objects as the pacer sees them. */
+/* wbgc__heap_estimate: bytes in objects as the pacer sees them: what the
+   last cycle marked, plus what was allocated since it ended. */
 static uint64_t wbgc__heap_estimate(wbgc_heap *h)
 {
     return WBGC__LOAD(h->heap_marked) + WBGC__LOAD(h->alloc_since);
 }
 
 /* wbgc__trigger returns the heap size at which the next cycle starts, or
-   UINT64_MAX when automatic cycles are off. With the world stopped for the
-   whole cycle the trigger is the goal itself. */
+   UINT64_MAX when automatic cycles are off. */
 static uint64_t wbgc__trigger(wbgc_heap *h)
 {
-    uint64_t t = h->cfg.gc_percent < 0 ? UINT64_MAX : WBGC__LOAD(h->goal);
+    uint64_t t = h->cfg.gc_percent < 0 ? UINT64_MAX : WBGC__LOAD(h->trigger);
     if (h->cfg.memory_limit && h->cfg.memory_limit < t) t = h->cfg.memory_limit;
     return t;
 }
 
-/* wbgc__report_alloc hands p's unreported allocation to the pacer and runs
-   a cycle when the heap has reached the trigger. Then, under a memory
-   limit, makes room for `more` bytes: a cycle, then failure. Returns 0, or
-   -1 after reporting. Called by p's thread, holding no lock. */
+/* wbgc__report_alloc hands p's unreported allocation to the pacer: during
+   marking p pays for it with mark work (an assist); otherwise a cycle starts
+   when the heap reached the trigger. Then, under a memory limit, makes room
+   for `more` bytes: a full cycle, then failure. Returns 0, or -1 after
+   reporting. Called by p's thread, holding no lock. */
 static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
 {
     wbgc_heap *h = p->heap;
     uint64_t delta = p->allocd - p->allocd_reported;
     p->allocd_reported = p->allocd;
     WBGC__ADD(h->alloc_since, delta);
-    int collected = 0;
-    if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h)) {
-        wbgc__collect(p, 0, "heap reached its goal");
-        collected = 1;
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        wbgc__assist(p, delta);
+    } else if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h)) {
+        if (h->cfg.flags & WBGC_STW) wbgc__collect_stw(p, 0, "heap reached its goal");
+        else wbgc__gc_start(p, 0, "heap reached its trigger");
     }
     size_t limit = h->cfg.memory_limit;
     if (limit && wbgc__heap_estimate(h) + more > limit) {
-        if (!collected) wbgc__collect(p, 1, "memory limit");
+        wbgc__collect_full(p, "memory limit");
         if (wbgc__heap_estimate(h) + more > limit) {
             wbgc__report(h, "wbgc: out of memory: allocating %llu bytes would exceed the memory "
                          "limit of %zu bytes (%llu bytes live after a full collection)",
@@ -1171,6 +1343,8 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
 /* =========================================================================
    Allocation
    ========================================================================= */
+
+static wbgc__span *wbgc__sweep_for_alloc(wbgc_heap *h, uint32_t spc);
 
 /* wbgc__next_free finds the next free slot of s from its freeindex, or
    returns UINT32_MAX. Only p's thread calls it on a cached span
@@ -1193,27 +1367,6 @@ static inline uint32_t wbgc__next_free(wbgc__span *s)
     return UINT32_MAX;
 }
 
-/* wbgc__span_init makes a fresh in-use span of span class spc. */
-static void wbgc__span_init(wbgc__span *s, uint32_t spc)
-{
-    uint32_t cls = spc >> 1;
-    s->spc = (uint16_t)spc;
-    s->noscan = (uint8_t)(spc & 1);
-    if (cls) {
-        s->elemsize = wbgc__classes.size[cls];
-        s->nelems = wbgc__classes.nelems[cls];
-        s->divmagic = wbgc__classes.divmagic[cls];
-    } else {
-        s->elemsize = s->npages << WBGC__PAGE_SHIFT;
-        s->nelems = 1;
-        s->divmagic = 0;
-    }
-    s->freeindex = 0;
-    s->cached = 0;
-    memset(s->allocbits, 0, sizeof s->allocbits);
-    memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
-}
-
 static void wbgc__report_oom(wbgc_heap *h, size_t bytes, int err)
 {
     wbgc__report(h, "wbgc: out of memory: the OS refused %zu bytes for the heap (%s); "
@@ -1221,9 +1374,21 @@ static void wbgc__report_oom(wbgc_heap *h, size_t bytes, int err)
                  bytes, strerror(err), (unsigned long long)h->mapped_bytes);
 }
 
+/* wbgc__new_span takes pages for a span of class spc (large: npages, spc
+   0 or 1 for noscan), or NULL after reporting. */
+static wbgc__span *wbgc__new_span(wbgc_heap *h, uint32_t spc, size_t npages)
+{
+    pthread_mutex_lock(&h->lock);
+    wbgc__span *s = wbgc__pages_alloc(h, npages, spc);
+    int err = errno;
+    pthread_mutex_unlock(&h->lock);
+    if (!s) wbgc__report_oom(h, npages << WBGC__PAGE_SHIFT, err);
+    return s;
+}
+
 /* wbgc__refill replaces p's full span of class spc with one that has a free
-   slot: a swept partial span from the central list, or a new one. Returns
-   it, or NULL after reporting. Called by p's thread. */
+   slot: a swept span from the central list, one it sweeps itself, or a new
+   one. Returns it, or NULL after reporting. Called by p's thread. */
 static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
 {
     wbgc_heap *h = p->heap;
@@ -1231,6 +1396,8 @@ static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
     uint64_t span_bytes = (uint64_t)wbgc__classes.npages[cls] << WBGC__PAGE_SHIFT;
     if (wbgc__report_alloc(p, span_bytes) < 0) return NULL;
 
+    /* No safepoint from here on: a span held off every list must not be
+       held across a stop of the world. */
     wbgc__central *c = &h->central[spc];
     pthread_mutex_lock(&c->lock);
     wbgc__span *old = p->cache[spc];
@@ -1240,21 +1407,11 @@ static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
     }
     p->cache[spc] = &wbgc__empty_span;
     wbgc__span *s = wbgc__list_pop(&c->partial);
-    if (s) s->cached = 1;
     pthread_mutex_unlock(&c->lock);
-
-    if (!s) {
-        pthread_mutex_lock(&h->lock);
-        s = wbgc__pages_alloc(h, wbgc__classes.npages[cls]);
-        int err = errno;
-        pthread_mutex_unlock(&h->lock);
-        if (!s) {
-            wbgc__report_oom(h, (size_t)span_bytes, err);
-            return NULL;
-        }
-        wbgc__span_init(s, spc);
-        s->cached = 1;
-    }
+    if (!s) s = wbgc__sweep_for_alloc(h, spc);
+    if (!s) s = wbgc__new_span(h, spc, wbgc__classes.npages[cls]);
+    if (!s) return NULL;
+    s->cached = 1;
     p->cache[spc] = s;
     return s;
 }
@@ -1270,21 +1427,17 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     size_t npages = (size + WBGC__PAGE - 1) >> WBGC__PAGE_SHIFT;
     size_t bytes = npages << WBGC__PAGE_SHIFT;
     if (wbgc__report_alloc(p, bytes) < 0) return NULL;
-    pthread_mutex_lock(&h->lock);
-    wbgc__span *s = wbgc__pages_alloc(h, npages);
-    int err = errno;
-    if (s) {
-        wbgc__span_init(s, noscan);
-        s->allocbits[0] = 1;
-        if (p->alloc_black) s->markbits[0] = 1;  /* allocate black */
-        wbgc__list_push(&h->large, s);
-    }
-    pthread_mutex_unlock(&h->lock);
-    if (!s) {
-        wbgc__report_oom(h, bytes, err);
-        return NULL;
-    }
+    wbgc__span *s = wbgc__new_span(h, (uint32_t)noscan, npages);
+    if (!s) return NULL;
     if (s->needzero) memset((void *)s->base, 0, bytes);  /* INV-ZERO */
+    pthread_mutex_lock(&h->lock);
+    if (p->alloc_black) {                                /* allocate black */
+        __atomic_fetch_or(&s->markbits[0], (uint64_t)1, __ATOMIC_RELAXED);
+        p->black_bytes += bytes;
+    }
+    __atomic_store_n(&s->allocbits[0], (uint64_t)1, __ATOMIC_RELEASE);
+    wbgc__list_push(&h->large, s);
+    pthread_mutex_unlock(&h->lock);
     WBGC__STORE(p->allocd, p->allocd + bytes);
     p->allocd_reported += bytes;
     WBGC__ADD(h->alloc_since, bytes);
@@ -1307,12 +1460,16 @@ static inline void *wbgc__alloc(wbgc_p *p, size_t size, uint32_t noscan)
         s = wbgc__refill(p, spc);
         if (!s) return NULL;
     }
-    uint64_t *aw = &s->allocbits[idx >> 6];
-    WBGC__STORE(*aw, *aw | ((uint64_t)1 << (idx & 63)));  /* INV-ALLOCBITS */
-    if (WBGC__UNLIKELY(p->alloc_black))                   /* allocate black */
-        __atomic_fetch_or(&s->markbits[idx >> 6], (uint64_t)1 << (idx & 63), __ATOMIC_RELAXED);
+    uint64_t bit = (uint64_t)1 << (idx & 63);
     void *obj = (void *)(s->base + idx * s->elemsize);
     if (s->needzero) memset(obj, 0, s->elemsize);          /* INV-ZERO */
+    if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
+        __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
+        p->black_bytes += s->elemsize;
+    }
+    /* Published last: a marker that sees the bit sees a zeroed object. */
+    uint64_t *aw = &s->allocbits[idx >> 6];
+    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
     WBGC__STORE(p->allocd, p->allocd + s->elemsize);
     return obj;
 }
@@ -1321,8 +1478,9 @@ WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 0
 WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 1); }
 
 /* wbgc__release_caches hands every cached span of p back to its central
-   list. World stopped, or p's own thread holding sched_lock. */
-static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p)
+   list: unswept at mark termination, swept otherwise. World stopped, or p's
+   own thread holding sched_lock. */
+static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p, int unswept)
 {
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
         wbgc__span *s = p->cache[spc];
@@ -1330,7 +1488,8 @@ static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p)
         wbgc__central *c = &h->central[spc];
         pthread_mutex_lock(&c->lock);
         s->cached = 0;
-        if (s->freeindex < s->nelems) wbgc__list_push(&c->partial, s);
+        if (unswept) wbgc__list_push(&c->unswept[0], s);
+        else if (s->freeindex < s->nelems) wbgc__list_push(&c->partial, s);
         else wbgc__list_push(&c->full, s);
         pthread_mutex_unlock(&c->lock);
         p->cache[spc] = &wbgc__empty_span;
@@ -1341,7 +1500,38 @@ static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p)
    Barrier buffers
    ========================================================================= */
 
+static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v);
 static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
+
+/* wbgc__wb_reset empties p's barrier buffer: one entry in check mode, so
+   that every barrier takes the slow path. INV-WBBUF: (end - next) is a
+   whole number of entries, so an append lands exactly on end (PITFALLS 2).
+   Called by p's thread, or with p stopped. */
+static void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
+{
+    size_t n = (h->cfg.flags & WBGC_CHECK) ? 1 : WBGC_WBBUF_ENTRIES;
+    p->fast.wb_next = p->wbbuf;
+    p->fast.wb_end = p->wbbuf + 2 * n;
+    WBGC_ASSERT((p->fast.wb_end - p->fast.wb_next) % 2 == 0);  /* INV-WBBUF */
+}
+
+/* wbgc__wb_drain shades every pointer in p's barrier buffer into g and
+   empties it. While it runs the buffer is poisoned: a barrier reaching it
+   (which nothing should: PITFALLS 9) faults at once. Called by p's thread,
+   or with p stopped or taken. */
+static void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
+{
+    void **e = p->fast.wb_next;
+    p->fast.wb_next = NULL;
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+        for (void **b = p->wbbuf; b < e; b++) {
+            uintptr_t v = (uintptr_t)*b;
+            if (v - lo < hi - lo) wbgc__shade(h, g, v);  /* NULL and non-heap skipped */
+        }
+    }
+    wbgc__wb_reset(h, p);
+}
 
 /* wbgc__check_store validates a barriered store in check mode: a GC pointer
    must land where the collector looks (a scanned heap object, a registered
@@ -1351,32 +1541,37 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
     uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
+    const char *why = NULL, *dangling = NULL;
+    /* Under the page heap's lock, spans cannot appear or go meanwhile. */
+    pthread_mutex_lock(&h->lock);
     wbgc__span *vs = wbgc__span_of(h, v);
     if (!vs) {
         uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
-        if (v - lo < hi - lo && h->arena_index[v >> WBGC__ARENA_SHIFT])
-            wbgc__report(h, "wbgc: misuse: wbgc_write(p=%p, slot=%p, val=%p): the value points "
-                         "into free heap pages: a dangling pointer", (void *)p, slot, val);
-        return;  /* otherwise not a GC pointer: NULL, an integer, malloc memory */
+        if (v - lo < hi - lo && __atomic_load_n(&h->arena_index[v >> WBGC__ARENA_SHIFT], __ATOMIC_ACQUIRE))
+            dangling = "into free heap pages";
+    } else {
+        uint32_t vi = (uint32_t)(((uint64_t)(v - vs->base) * vs->divmagic) >> 32);
+        if (vi >= vs->nelems || !(WBGC__LOAD(vs->allocbits[vi >> 6]) & ((uint64_t)1 << (vi & 63))))
+            dangling = "into a free object";
     }
-    uint32_t vi = (uint32_t)(((uint64_t)(v - vs->base) * vs->divmagic) >> 32);
-    if (vi >= vs->nelems || !(WBGC__LOAD(vs->allocbits[vi >> 6]) & ((uint64_t)1 << (vi & 63)))) {
-        wbgc__report(h, "wbgc: misuse: wbgc_write(p=%p, slot=%p, val=%p): the value points into "
-                     "a free object (span %p, object %u of %zu bytes): a dangling pointer",
-                     (void *)p, slot, val, (void *)vs->base, vi, vs->elemsize);
-        return;
-    }
-    const char *why = NULL;
-    wbgc__span *ss = wbgc__span_of(h, sl);
-    if (sl & (sizeof(void *) - 1)) {
-        why = "the slot is not pointer-aligned, so no scan sees it";
-    } else if (ss) {
+    wbgc__span *ss = vs && !dangling ? wbgc__span_of(h, sl) : NULL;
+    if (vs && !dangling && ss) {
         uint32_t si = (uint32_t)(((uint64_t)(sl - ss->base) * ss->divmagic) >> 32);
         if (si >= ss->nelems || !(WBGC__LOAD(ss->allocbits[si >> 6]) & ((uint64_t)1 << (si & 63))))
             why = "the slot is in a free object";
         else if (ss->noscan)
             why = "the slot is in a noscan object, which is never scanned";
-    } else {
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (dangling) {
+        wbgc__report(h, "wbgc: misuse: wbgc_write(p=%p, slot=%p, val=%p): the value points %s: "
+                     "a dangling pointer", (void *)p, slot, val, dangling);
+        return;
+    }
+    if (!vs) return;  /* not a GC pointer: NULL, an integer, malloc memory */
+    if (sl & (sizeof(void *) - 1)) {
+        why = "the slot is not pointer-aligned, so no scan sees it";
+    } else if (!ss) {
         int seen = 0;
         pthread_mutex_lock(&h->roots_lock);
         for (size_t i = 0; i < h->nroots && !seen; i++)
@@ -1391,16 +1586,24 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
                      "%s", (void *)p, slot, val, why);
 }
 
-/* wbgc__write_slow: the barrier's slow path. In this release the barrier is
-   on only in check mode (every cycle stops the world, so INV-WBBUF holds
-   trivially): validate, then store. */
+/* wbgc__wb_flush: the barrier's slow path, reached when an append filled
+   p's buffer (every time, in check mode). Validates the store in check mode,
+   shades the batch into p's mark work, empties the buffer. Never a
+   safepoint, never runs a barrier, never waits for the marker (PITFALLS 5,
+   9). The caller stores val into slot after it returns. */
+WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
+{
+    wbgc_heap *h = p->heap;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
+    wbgc__wb_drain(h, p, &p->gcw);
+    WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+}
+
+/* wbgc__write_slow: kept for callers built against an older inline fast
+   path: append, flush when full, store. */
 WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val)
 {
-    if (WBGC__UNLIKELY(!(p->heap->cfg.flags & WBGC_CHECK)))
-        wbgc__panic("INV-WBBUF: write barrier slow path reached outside check mode "
-                    "(p=%p slot=%p val=%p): P corrupted?", (void *)p, slot, val);
-    wbgc__check_store(p, slot, val);
-    *(void **)slot = val;
+    wbgc_write(p, slot, val);
 }
 
 /* wbgc__copy_words moves n aligned words, never splitting a pointer
@@ -1414,15 +1617,16 @@ static void wbgc__copy_words(uintptr_t *dst, const uintptr_t *src, size_t n)
     }
 }
 
-/* wbgc__memmove_slow moves word by word, each word through the barrier's
-   slow path, in the order the overlap needs. */
+/* wbgc__memmove_slow moves word by word, each through the barrier, in the
+   order the overlap needs. The barrier and the copy of each word are back
+   to back, with no safepoint between (PITFALLS 5). */
 static WBGC__NOINLINE void wbgc__memmove_slow(wbgc_p *p, uintptr_t *dst, const uintptr_t *src,
                                              size_t n)
 {
     if (dst < src) {
-        for (size_t i = 0; i < n; i++) wbgc__write_slow(p, &dst[i], (void *)WBGC__LOAD(src[i]));
+        for (size_t i = 0; i < n; i++) wbgc_write(p, &dst[i], (void *)WBGC__LOAD(src[i]));
     } else {
-        for (size_t i = n; i-- > 0;) wbgc__write_slow(p, &dst[i], (void *)WBGC__LOAD(src[i]));
+        for (size_t i = n; i-- > 0;) wbgc_write(p, &dst[i], (void *)WBGC__LOAD(src[i]));
     }
 }
 
@@ -1516,7 +1720,10 @@ static inline void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 
 static WBGC__NOINLINE uintptr_t wbgc__gcw_get_slow(wbgc_heap *h, wbgc__gcwork *g)
 {
-    if (!g->w1) return 0;
+    if (!g->w1) {
+        g->w1 = wbgc__wbuf_get_empty(h);
+        g->w2 = wbgc__wbuf_get_empty(h);
+    }
     wbgc__wbuf *t = g->w1;
     g->w1 = g->w2;
     g->w2 = t;
@@ -1537,14 +1744,34 @@ static inline uintptr_t wbgc__gcw_get(wbgc_heap *h, wbgc__gcwork *g)
     return wbgc__gcw_get_slow(h, g);
 }
 
-/* wbgc__gcw_dispose hands g's buffers back: empty ones to the empty list,
-   others to the full list. */
+static int wbgc__gcw_empty(const wbgc__gcwork *g)
+{
+    return (!g->w1 || !g->w1->n) && (!g->w2 || !g->w2->n);
+}
+
+/* wbgc__gcw_dispose hands g's buffers back (empty ones to the empty list,
+   others to the full list) and its count of marked bytes to the cycle. */
 static void wbgc__gcw_dispose(wbgc_heap *h, wbgc__gcwork *g)
 {
     wbgc__wbuf *bs[2] = {g->w1, g->w2};
     for (int i = 0; i < 2; i++)
         if (bs[i]) wbgc__wbuf_put(h, bs[i]->n ? &h->work_full : &h->work_empty, bs[i]);
     g->w1 = g->w2 = NULL;
+    if (g->bytes_marked) {
+        WBGC__ADD(h->cycle_marked, g->bytes_marked);
+        g->bytes_marked = 0;
+    }
+}
+
+/* wbgc__active counts markers that may hold work taken from the global
+   lists. Counted under work_lock, like the lists themselves, so that "no
+   global work and no active marker" is one consistent observation
+   (PITFALLS 4). */
+static void wbgc__active(wbgc_heap *h, int d)
+{
+    pthread_mutex_lock(&h->work_lock);
+    h->nactive += d;
+    pthread_mutex_unlock(&h->work_lock);
 }
 
 /* =========================================================================
@@ -1552,7 +1779,8 @@ static void wbgc__gcw_dispose(wbgc_heap *h, wbgc__gcwork *g)
    ========================================================================= */
 
 /* wbgc__shade greys the object v points into (interior pointers too), if v
-   points into an allocated object not yet marked. Any value may come here. */
+   points into an allocated object not yet marked. Any value may come here
+   (PITFALLS 7): it never faults and never complains. */
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
 {
     wbgc__span *s = wbgc__span_of(h, v);
@@ -1560,7 +1788,7 @@ static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
     uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
     if (idx >= s->nelems) return;                 /* the span's tail waste */
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    if (!(WBGC__LOAD(s->allocbits[idx >> 6]) & bit)) return;  /* a free slot */
+    if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
     uint64_t *mw = &s->markbits[idx >> 6];
     if (WBGC__LOAD(*mw) & bit) return;
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
@@ -1568,25 +1796,27 @@ static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
     if (!s->noscan) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
 }
 
-/* wbgc__scan_range shades every aligned word in [lo, hi). Stacks hold
-   sanitizer redzones and the words of other threads' dead frames: reading
-   them is by design, so the sanitizers are told not to look. */
+/* wbgc__scan_range shades every aligned word in [lo, hi). It reads memory
+   that others write by design: heap objects and roots that mutators update
+   (the barrier covers them), other threads' dead stack words, sanitizer
+   redzones. So the sanitizers are told not to look. */
 static WBGC__NO_SANITIZE void wbgc__scan_range(wbgc_heap *h, wbgc__gcwork *g, uintptr_t lo,
                                                uintptr_t hi)
 {
     uintptr_t hlo = WBGC__LOAD(h->lo), hhi = WBGC__LOAD(h->hi);
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
-        uintptr_t v = *(const uintptr_t *)a;
+        uintptr_t v = *(const volatile uintptr_t *)a;  /* one whole word, once */
         if (v - hlo < hhi - hlo) wbgc__shade(h, g, v);
     }
 }
 
-static void wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__span *s = wbgc__span_of(h, obj);
     WBGC_ASSERT(s && !s->noscan);
     wbgc__scan_range(h, g, obj, obj + s->elemsize);
+    return s->elemsize;
 }
 
 /* Grey objects wait this many pops in a FIFO after a prefetch before they
@@ -1597,12 +1827,19 @@ static void wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
    flight, but objects held back from the work list. Power of two. */
 #define WBGC__PREFETCH_DEPTH 16
 
-/* wbgc__drain scans grey objects until none is left. */
-static void wbgc__drain(wbgc_heap *h, wbgc__gcwork *g)
+/* wbgc__drain scans grey objects from g (and the global lists) until none
+   is left or budget bytes were scanned; returns the bytes scanned. */
+static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget)
 {
     uintptr_t ring[WBGC__PREFETCH_DEPTH];
     unsigned head = 0, n = 0;
+    uint64_t done = 0;
     for (;;) {
+        if (done >= budget) {  /* hand back what waits in the ring */
+            for (; n; n--, head = (head + 1) & (WBGC__PREFETCH_DEPTH - 1))
+                wbgc__gcw_put(h, g, ring[head]);
+            break;
+        }
         uintptr_t obj = wbgc__gcw_get(h, g), next;
         if (obj) {
             __builtin_prefetch((const void *)obj);
@@ -1618,14 +1855,16 @@ static void wbgc__drain(wbgc_heap *h, wbgc__gcwork *g)
             n--;
         }
         head = (head + 1) & (WBGC__PREFETCH_DEPTH - 1);
-        wbgc__scan_object(h, g, next);
+        done += wbgc__scan_object(h, g, next);
     }
+    return done;
 }
 
 /* wbgc__scan_p scans p's stack from its saved stack pointer to its base, and
-   its saved registers. World stopped: p parked, blocked, or the collector. */
-static void wbgc__scan_p(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
+   its saved registers. p is parked, blocked and taken, or the caller. */
+static uint64_t wbgc__scan_p(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
 {
+    if (h->cfg.flags & WBGC_NO_STACK_SCAN) return 0;
     uintptr_t lo = p->saved_sp;
     if (lo < p->stack_lo || lo > p->stack_hi)
         wbgc__panic("P %p: saved stack pointer %#lx outside its stack [%#lx, %#lx)", (void *)p,
@@ -1633,32 +1872,281 @@ static void wbgc__scan_p(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
     wbgc__scan_range(h, g, lo, p->stack_hi);
     wbgc__scan_range(h, g, (uintptr_t)p->ctx, (uintptr_t)(p->ctx + WBGC__CTX_SP));
     wbgc__scan_range(h, g, (uintptr_t)&p->jb, (uintptr_t)&p->jb + sizeof p->jb);
+    return p->stack_hi - lo;
 }
 
-/* wbgc__mark marks everything reachable from the roots. World stopped. */
-static void wbgc__mark(wbgc_heap *h, wbgc__gcwork *g)
+/* wbgc__scan_own_stack: the root job a running P does at its safepoint
+   (a ragged handshake: no global stop). This frame stays live while it
+   scans, so saving the context here covers every caller. */
+static WBGC__NOINLINE void wbgc__scan_own_stack(wbgc_heap *h, wbgc_p *p)
 {
-    pthread_mutex_lock(&h->roots_lock);
-    for (size_t i = 0; i < h->nroots; i++)
-        wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
-    pthread_mutex_unlock(&h->roots_lock);
-    if (!(h->cfg.flags & WBGC_NO_STACK_SCAN))
-        for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
-    wbgc__drain(h, g);
-    wbgc__gcw_dispose(h, g);
-    WBGC_ASSERT(h->work_full == NULL);
+    WBGC__SAVE_CONTEXT(p);
+    wbgc__scan_p(h, &p->gcw, p);
+}
+
+/* wbgc__flush_p hands p's barrier buffer (shaded) and mark work to the
+   global lists. By p's thread, or with p stopped or taken (INV-POWNER). */
+static void wbgc__flush_p(wbgc_heap *h, wbgc_p *p)
+{
+    wbgc__wb_drain(h, p, &p->gcw);
+    wbgc__gcw_dispose(h, &p->gcw);
+}
+
+/* wbgc__take_blocked finds a blocked P that has one of the requests in
+   `want`, marks it taken (its thread cannot leave its blocking region until
+   it is given back) and returns it with the requests it had; NULL if none.
+   sched_lock held. */
+static wbgc_p *wbgc__take_blocked(wbgc_heap *h, uint32_t want, uint32_t *got)
+{
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        if (q->status == WBGC__P_BLOCKED && (q->req & want)) {
+            q->status = WBGC__P_TAKEN;
+            *got = q->req & want;
+            return q;
+        }
+    }
+    return NULL;
+}
+
+/* wbgc__give_back ends a take: clears the requests done, wakes the P's
+   thread if it waits to leave its blocking region. sched_lock held. */
+static void wbgc__give_back(wbgc_heap *h, wbgc_p *q, uint32_t done)
+{
+    q->req &= ~done;
+    q->status = WBGC__P_BLOCKED;
+    wbgc__update_preempt(h, q);
+    pthread_cond_broadcast(&h->resume_cv);
+    pthread_cond_broadcast(&h->parked_cv);
+}
+
+/* wbgc__help_blocked scans the stacks of Ps that are blocked, on their
+   behalf, into g. Returns the bytes scanned. */
+static uint64_t wbgc__help_blocked(wbgc_heap *h, wbgc__gcwork *g)
+{
+    uint64_t done = 0;
+    uint32_t got;
+    wbgc_p *q;
+    pthread_mutex_lock(&h->sched_lock);
+    while ((q = wbgc__take_blocked(h, WBGC__REQ_SCAN, &got)) != NULL) {
+        pthread_mutex_unlock(&h->sched_lock);
+        done += wbgc__scan_p(h, g, q) + 1;
+        __atomic_fetch_sub(&h->stacks_pending, 1, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&h->sched_lock);
+        wbgc__give_back(h, q, got);
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    return done;
+}
+
+/* wbgc__mark_some does up to budget bytes of mark work into g: the root
+   regions if nobody has claimed them, the stacks of blocked Ps, then grey
+   objects. Returns the work done, 0 when it found none. dispose: hand g's
+   leftover work back to the global lists first (a marker that is not a P
+   must: no hand-shake would flush it). */
+static uint64_t wbgc__mark_some(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, int dispose)
+{
+    uint64_t done = 0;
+    wbgc__active(h, 1);
+    int unclaimed = 0;
+    if (__atomic_load_n(&h->roots_state, __ATOMIC_ACQUIRE) == 0 &&
+        __atomic_compare_exchange_n(&h->roots_state, &unclaimed, 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&h->roots_lock);
+        for (size_t i = 0; i < h->nroots; i++) {
+            wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
+            done += h->roots[i].hi - h->roots[i].lo;
+        }
+        pthread_mutex_unlock(&h->roots_lock);
+        __atomic_store_n(&h->roots_state, 2, __ATOMIC_RELEASE);
+        done++;
+    }
+    if (__atomic_load_n(&h->stacks_pending, __ATOMIC_ACQUIRE) > 0) done += wbgc__help_blocked(h, g);
+    done += wbgc__drain(h, g, budget > done ? budget - done : 1);
+    if (dispose) wbgc__gcw_dispose(h, g);
+    wbgc__active(h, -1);
+    return done;
+}
+
+static void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self);
+
+/* wbgc__worker_main: a background mark worker. It marks while the phase is
+   MARK, tries to end the phase when it finds nothing, and sleeps
+   otherwise. Not a P: it never allocates and never touches a P's buffers
+   except through a take. */
+static void *wbgc__worker_main(void *arg)
+{
+    wbgc_heap *h = (wbgc_heap *)arg;
+    wbgc__gcwork g;
+    memset(&g, 0, sizeof g);
+    pthread_mutex_lock(&h->sched_lock);
+    for (;;) {
+        while (!h->shutdown && WBGC__LOAD(h->phase) != WBGC__PHASE_MARK)
+            pthread_cond_wait(&h->work_cv, &h->sched_lock);
+        if (h->shutdown) break;
+        pthread_mutex_unlock(&h->sched_lock);
+        uint64_t did = wbgc__mark_some(h, &g, UINT64_MAX, 1);
+        if (!did) wbgc__try_mark_done(h, NULL);
+        pthread_mutex_lock(&h->sched_lock);
+        if (!did && !h->shutdown && WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+            /* Work comes back from Ps at their safepoints: look again soon. */
+            struct timespec ts;
+            wbgc__deadline(&ts, 100000);
+            pthread_cond_timedwait(&h->work_cv, &h->sched_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    return NULL;
+}
+
+/* =========================================================================
+   Termination
+   ========================================================================= */
+
+static void wbgc__record_pause(wbgc_heap *h, uint64_t ns);
+static void wbgc__pace(wbgc_heap *h, uint64_t live);
+static void wbgc__unsweep_all(wbgc_heap *h);
+
+/* wbgc__quiescent: no root job left, no global work, no marker holding
+   work taken from the global lists. P-local work (barrier buffers, a P's
+   gcWork) is not seen here: the hand-shake and the final stop check it. */
+static int wbgc__quiescent(wbgc_heap *h)
+{
+    if (__atomic_load_n(&h->roots_state, __ATOMIC_ACQUIRE) != 2) return 0;
+    if (__atomic_load_n(&h->stacks_pending, __ATOMIC_ACQUIRE) != 0) return 0;
+    pthread_mutex_lock(&h->work_lock);
+    int q = h->work_full == NULL && h->nactive == 0;
+    pthread_mutex_unlock(&h->work_lock);
+    return q;
+}
+
+static int wbgc__p_has_work(wbgc_p *p)
+{
+    return p->fast.wb_next != p->wbbuf || !wbgc__gcw_empty(&p->gcw);
+}
+
+/* wbgc__handshake_flush asks every P to hand over its barrier buffer and
+   mark work (ragged: each at its own next safepoint; blocked Ps are done on
+   their behalf) and returns when all have. self (may be NULL) does its own
+   at once and counts as blocked while it waits. markdone_lock held. */
+static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        q->req |= WBGC__REQ_FLUSH;
+        wbgc__update_preempt(h, q);
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    if (self) {
+        wbgc__flush_p(h, self);
+        WBGC__SAVE_CONTEXT(self);
+    }
+    pthread_mutex_lock(&h->sched_lock);
+    if (self) {
+        self->req &= ~WBGC__REQ_FLUSH;
+        self->status = WBGC__P_BLOCKED;
+        pthread_cond_broadcast(&h->parked_cv);
+    }
+    for (;;) {
+        uint32_t got;
+        wbgc_p *q = wbgc__take_blocked(h, WBGC__REQ_FLUSH, &got);
+        if (q) {
+            pthread_mutex_unlock(&h->sched_lock);
+            wbgc__flush_p(h, q);
+            pthread_mutex_lock(&h->sched_lock);
+            wbgc__give_back(h, q, got);
+            continue;
+        }
+        int pending = 0;
+        for (wbgc_p *r = h->ps; r; r = r->next) pending += (r->req & WBGC__REQ_FLUSH) != 0;
+        if (!pending) break;
+        pthread_cond_wait(&h->parked_cv, &h->sched_lock);
+    }
+    if (self) wbgc__wake_blocked(h, self);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* wbgc__mark_termination ends the mark phase. World stopped, every barrier
+   buffer and gcWork empty, quiescent. O(Ps): turns the barrier off, stops
+   allocating black, hands every P's cached spans to the sweep, and makes
+   every swept span list unswept (a few pointer moves per size class). */
+static void wbgc__mark_termination(wbgc_heap *h)
+{
+    wbgc__unsweep_all(h);
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        WBGC_ASSERT(!wbgc__p_has_work(q));  /* INV-WBBUF */
+        q->fast.wb_on = (h->cfg.flags & WBGC_CHECK) != 0;
+        q->alloc_black = 0;
+        q->assist_debt = 0;
+        WBGC__ADD(h->cycle_marked, q->black_bytes + q->gcw.bytes_marked);
+        q->black_bytes = q->gcw.bytes_marked = 0;
+        wbgc__release_caches(h, q, 1);
+    }
+    WBGC__STORE(h->phase, WBGC__PHASE_OFF);
+    wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
+    pthread_mutex_lock(&h->stats_lock);
+    h->cycles++;
+    pthread_mutex_unlock(&h->stats_lock);
+}
+
+static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint64_t t_end,
+                              uint64_t pause1, uint64_t pause2, uint64_t before, const char *why);
+
+/* wbgc__try_mark_done ends the mark phase if no work is left anywhere:
+   first a ragged flush of every P (PITFALLS 10), then a stop of the world
+   that checks every buffer once more; if a barrier ran after the flush and
+   left grey objects (PITFALLS 3), the world restarts and marking goes on.
+   self (may be NULL) is the calling P. Called holding no lock. */
+static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
+{
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK || !wbgc__quiescent(h)) return;
+    wbgc__lock_as_blocked(h, self, &h->markdone_lock);
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK || !wbgc__quiescent(h)) {
+        pthread_mutex_unlock(&h->markdone_lock);
+        return;
+    }
+    wbgc__handshake_flush(h, self);
+    if (!wbgc__quiescent(h)) {
+        pthread_mutex_unlock(&h->markdone_lock);
+        pthread_cond_broadcast(&h->work_cv);
+        return;
+    }
+    wbgc__lock_as_blocked(h, self, &h->gc_lock);
+    uint64_t t0 = wbgc__now_ns();
+    wbgc__stop_world(h, self);
+    int more = !wbgc__quiescent(h);
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        if (wbgc__p_has_work(q)) {
+            wbgc__flush_p(h, q);
+            more = 1;
+        }
+    }
+    uint64_t before = wbgc__heap_estimate(h);
+    if (!more) wbgc__mark_termination(h);
+    uint64_t t_end = wbgc__now_ns();
+    wbgc__start_world(h);
+    wbgc__record_pause(h, t_end - t0);
+    pthread_mutex_unlock(&h->gc_lock);
+    pthread_mutex_unlock(&h->markdone_lock);
+    pthread_mutex_lock(&h->sched_lock);
+    if (!more) h->sweep_pending = 1;
+    pthread_cond_broadcast(&h->cycle_cv);
+    pthread_cond_broadcast(&h->work_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+    if (!more && (h->cfg.flags & WBGC_TRACE))
+        wbgc__trace_cycle(h, "concurrent", h->mark_start_ns, t_end, h->start_pause_ns, t_end - t0,
+                          before, "mark done");
 }
 
 /* =========================================================================
    Sweep
    ========================================================================= */
 
-typedef struct wbgc__sweep_result { uint64_t live, freed; } wbgc__sweep_result;
+enum { WBGC__SWEPT_FREE, WBGC__SWEPT_PARTIAL, WBGC__SWEPT_FULL };
 
-/* wbgc__sweep_small: the span's mark bits become its allocation bits; an
-   empty span goes back to the page heap. World stopped; c->lock held. */
-static void wbgc__sweep_small(wbgc_heap *h, wbgc__central *c, wbgc__span *s, uint64_t cycle,
-                              wbgc__sweep_result *r)
+/* wbgc__sweep_span: a small span's mark bits become its allocation bits; an
+   empty span goes back to the page heap. s is on no list: the caller owns
+   it. Returns what became of it. */
+static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
     for (uint32_t w = 0; w < words; w++) {
@@ -1666,70 +2154,199 @@ static void wbgc__sweep_small(wbgc_heap *h, wbgc__central *c, wbgc__span *s, uin
         nlive += (uint32_t)__builtin_popcountll(s->markbits[w]);
         WBGC_ASSERT((s->markbits[w] & ~s->allocbits[w]) == 0);  /* marks only allocated */
     }
-    r->freed += (uint64_t)(nalloc - nlive) * s->elemsize;
-    r->live += (uint64_t)nlive * s->elemsize;
+    WBGC__ADD(h->freed_total, (uint64_t)(nalloc - nlive) * s->elemsize);
     if (nlive == 0) {
         pthread_mutex_lock(&h->lock);
-        wbgc__pages_free(h, s, cycle);
+        wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
         pthread_mutex_unlock(&h->lock);
-        return;
+        return WBGC__SWEPT_FREE;
     }
-    memcpy(s->allocbits, s->markbits, words * sizeof(uint64_t));
-    memset(s->markbits, 0, words * sizeof(uint64_t));  /* INV-MARKCLEAR */
+    for (uint32_t w = 0; w < words; w++) {
+        WBGC__STORE(s->allocbits[w], s->markbits[w]);  /* relaxed: check mode reads it */
+        s->markbits[w] = 0;                            /* INV-MARKCLEAR */
+    }
     s->freeindex = 0;
     if (nlive < nalloc) s->needzero = 1;               /* INV-ZERO */
-    wbgc__list_push(nlive == s->nelems ? &c->full : &c->partial, s);
+    return nlive == s->nelems ? WBGC__SWEPT_FULL : WBGC__SWEPT_PARTIAL;
 }
 
-/* wbgc__sweep_all sweeps every span. World stopped, caches released. */
-static wbgc__sweep_result wbgc__sweep_all(wbgc_heap *h, uint64_t cycle)
+/* wbgc__sweep_one sweeps one unswept span of class spc and files it. Returns
+   0 when the class had none. With kept non-NULL and *kept NULL, a span
+   with free slots is left in *kept instead of filed (for the allocator). */
+static int wbgc__sweep_one(wbgc_heap *h, uint32_t spc, wbgc__span **kept)
 {
-    wbgc__sweep_result r = {0, 0};
+    wbgc__central *c = &h->central[spc];
+    wbgc__span *s = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < 3 && !s; i++) s = wbgc__list_pop(&c->unswept[i]);
+    if (s) __atomic_fetch_add(&h->sweep_active, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&c->lock);
+    if (!s) return 0;
+    int r = wbgc__sweep_span(h, s);
+    if (r != WBGC__SWEPT_FREE) {
+        if (r == WBGC__SWEPT_PARTIAL && kept && !*kept) {
+            *kept = s;
+        } else {
+            pthread_mutex_lock(&c->lock);
+            wbgc__list_push(r == WBGC__SWEPT_FULL ? &c->full : &c->partial, s);
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    __atomic_fetch_sub(&h->sweep_active, 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* wbgc__sweep_for_alloc: lazy sweeping. Sweeps unswept spans of class spc
+   until one has a free slot, and returns it (off every list), or NULL. */
+static wbgc__span *wbgc__sweep_for_alloc(wbgc_heap *h, uint32_t spc)
+{
+    wbgc__span *kept = NULL;
+    while (!kept && wbgc__sweep_one(h, spc, &kept)) {}
+    return kept;
+}
+
+/* wbgc__sweep_large sweeps every unswept large span. */
+static void wbgc__sweep_large(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->lock);
+    wbgc__span *s;
+    while ((s = wbgc__list_pop(&h->large_unswept)) != NULL) {
+        if (s->markbits[0] & 1) {
+            s->markbits[0] = 0;  /* INV-MARKCLEAR */
+            wbgc__list_push(&h->large, s);
+        } else {
+            WBGC__ADD(h->freed_total, (uint64_t)s->elemsize);
+            wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* wbgc__finish_sweep sweeps every span the last cycle left unswept, then
+   returns long-free pages to the OS. self (may be NULL): the calling P,
+   which keeps answering safepoints between spans. */
+static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self)
+{
+    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+        while (wbgc__sweep_one(h, spc, NULL))
+            if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
+    }
+    wbgc__sweep_large(h);
+    pthread_mutex_lock(&h->lock);
+    wbgc__scavenge(h, WBGC__LOAD(h->cycles));
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* wbgc__unsweep_all makes every swept span unswept: the marks of the cycle
+   just ended are to be swept. World stopped, marking complete, every span
+   swept. The background sweeper is not stopped: it may take a span from an
+   unswept list the moment one is there and file it as swept, so each list
+   moves under its lock, and this runs before the caches are released
+   (else a span swept meanwhile would be moved back and swept twice, its
+   marks gone: every object freed). */
+static void wbgc__unsweep_all(wbgc_heap *h)
+{
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
         wbgc__central *c = &h->central[spc];
         pthread_mutex_lock(&c->lock);
-        wbgc__span *lists[2] = {c->partial, c->full}, *s;
+        WBGC_ASSERT(!c->unswept[0] && !c->unswept[1] && !c->unswept[2]);
+        c->unswept[1] = c->partial;
+        c->unswept[2] = c->full;
         c->partial = c->full = NULL;
-        for (int i = 0; i < 2; i++)
-            while ((s = wbgc__list_pop(&lists[i])) != NULL) wbgc__sweep_small(h, c, s, cycle, &r);
         pthread_mutex_unlock(&c->lock);
     }
     pthread_mutex_lock(&h->lock);
-    wbgc__span *s = h->large, *next;
-    for (; s; s = next) {
-        next = s->next;
-        if (s->markbits[0] & 1) {
-            s->markbits[0] = 0;  /* INV-MARKCLEAR */
-            r.live += s->elemsize;
-        } else {
-            r.freed += s->elemsize;
-            wbgc__list_remove(&h->large, s);
-            wbgc__pages_free(h, s, cycle);
-        }
-    }
-    wbgc__scavenge(h, cycle);
+    WBGC_ASSERT(!h->large_unswept);
+    h->large_unswept = h->large;
+    h->large = NULL;
     pthread_mutex_unlock(&h->lock);
-    return r;
+}
+
+/* wbgc__sweeper_main: the background sweeper. */
+static void *wbgc__sweeper_main(void *arg)
+{
+    wbgc_heap *h = (wbgc_heap *)arg;
+    pthread_mutex_lock(&h->sched_lock);
+    for (;;) {
+        while (!h->shutdown && !h->sweep_pending) pthread_cond_wait(&h->work_cv, &h->sched_lock);
+        if (h->shutdown) break;
+        h->sweep_pending = 0;
+        pthread_mutex_unlock(&h->sched_lock);
+        wbgc__finish_sweep(h, NULL);
+        pthread_mutex_lock(&h->sched_lock);
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    return NULL;
 }
 
 /* =========================================================================
    Pacer
    ========================================================================= */
 
-/* wbgc__pace sets the next goal from what this cycle found live. */
+/* Assists start when a P owes this much scan work: smaller debts wait, so
+   that a P does not stop for a few objects at every refill. */
+#define WBGC__ASSIST_MIN ((int64_t)64 << 10)
+
+/* wbgc__pace sets the next goal and trigger from what this cycle found
+   live. The goal is live * (1 + gc_percent/100); with the world stopped for
+   the whole cycle the trigger is the goal, otherwise a cycle starts when
+   70% of the growth is used, leaving the rest as the mark phase's runway
+   (assists keep the heap inside it). */
 static void wbgc__pace(wbgc_heap *h, uint64_t live)
 {
     int gcp = h->cfg.gc_percent;
-    uint64_t goal = 0;
+    uint64_t goal = 0, trigger = UINT64_MAX;
     if (gcp >= 0) {
         uint64_t floor = WBGC__MIN_HEAP * (uint64_t)gcp / 100;
         if (floor < (256u << 10)) floor = 256u << 10;
         goal = live + live / 100 * (uint64_t)gcp + live % 100 * (uint64_t)gcp / 100;
         if (goal < floor) goal = floor;
+        trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 10 * 7;
     }
     WBGC__STORE(h->heap_marked, live);
     WBGC__STORE(h->alloc_since, 0);
     WBGC__STORE(h->goal, goal);
+    WBGC__STORE(h->trigger, trigger);
+}
+
+/* wbgc__assist_ratio: scan work owed per allocated byte during this mark
+   phase (x 2^16): the work expected (what the last cycle found live) over
+   the runway left to the goal. World stopped, at mark start. */
+static uint64_t wbgc__assist_ratio(wbgc_heap *h)
+{
+    uint64_t est = wbgc__heap_estimate(h), goal = WBGC__LOAD(h->goal);
+    uint64_t work = WBGC__LOAD(h->heap_marked) + (1u << 20);
+    uint64_t runway = goal > est + (1u << 20) ? goal - est : (1u << 20);
+    uint64_t r = (work << 16) / runway;
+    return r ? r : 1;
+}
+
+/* wbgc__assist makes p pay for `bytes` allocated during marking with mark
+   work, so that no mutator outruns the marker. When there is no work to do
+   it tries to end the phase; past the goal it waits for the cycle to end.
+   Called by p's thread, holding no lock. */
+static void wbgc__assist(wbgc_p *p, uint64_t bytes)
+{
+    wbgc_heap *h = p->heap;
+    p->assist_debt += (int64_t)((bytes * WBGC__LOAD(h->assist_ratio)) >> 16);
+    if (p->assist_debt < WBGC__ASSIST_MIN) return;
+    uint64_t t0 = wbgc__now_ns();
+    uint64_t cycle = WBGC__LOAD(h->cycles);
+    while (p->assist_debt > 0 && WBGC__LOAD(h->cycles) == cycle) {
+        if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_alloc");
+        uint64_t did = wbgc__mark_some(h, &p->gcw, (uint64_t)p->assist_debt, 0);
+        p->assist_debt -= (int64_t)did;
+        if (did) continue;
+        wbgc__try_mark_done(h, p);
+        if (WBGC__LOAD(h->cycles) != cycle) break;
+        if (wbgc__heap_estimate(h) < WBGC__LOAD(h->goal)) break;  /* runway left: go on */
+        wbgc__sleep_blocked(h, p, 50000);
+    }
+    if (WBGC__LOAD(h->cycles) != cycle) p->assist_debt = 0;
+    uint64_t dt = wbgc__now_ns() - t0;
+    pthread_mutex_lock(&h->stats_lock);
+    h->mark_assist_ns += dt;
+    pthread_mutex_unlock(&h->stats_lock);
 }
 
 /* =========================================================================
@@ -1746,64 +2363,156 @@ static void wbgc__record_pause(wbgc_heap *h, uint64_t ns)
     pthread_mutex_unlock(&h->stats_lock);
 }
 
-/* wbgc__collect runs one whole cycle on self's thread. forced: run even if
-   another thread completed a cycle while this one waited for its turn.
-   Called holding no lock. */
-static WBGC__NOINLINE void wbgc__collect(wbgc_p *self, int forced, const char *why)
+static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint64_t t_end,
+                              uint64_t pause1, uint64_t pause2, uint64_t before, const char *why)
+{
+    const double mb = 1.0 / (1 << 20), ms = 1e-6;
+    pthread_mutex_lock(&h->lock);
+    uint64_t sys = h->mapped_bytes - h->fresh_bytes;
+    pthread_mutex_unlock(&h->lock);
+    fprintf(stderr,
+            "wbgc: gc %llu @%.3fs %s (%s): %.3f ms; pauses %.3f + %.3f ms; "
+            "heap %.1f -> %.1f MB marked, goal %.1f MB, sys %.1f MB; %d P\n",
+            (unsigned long long)WBGC__LOAD(h->cycles), (double)(t0 - h->start_ns) * 1e-9, kind, why,
+            (double)(t_end - t0) * ms, (double)pause1 * ms, (double)pause2 * ms, (double)before * mb,
+            (double)WBGC__LOAD(h->heap_marked) * mb, (double)WBGC__LOAD(h->goal) * mb,
+            (double)sys * mb, h->nps);
+}
+
+/* wbgc__gc_start starts a concurrent cycle: sweep termination (the calling
+   P sweeps what is left, concurrently), then the mark-start pause, which
+   only flips state: barrier on and allocation black in every P, root jobs
+   queued (each P's stack to be scanned at its next safepoint). O(Ps).
+   forced: start one even if another thread started one since the call.
+   Called by self's thread, holding no lock. */
+static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
 {
     wbgc_heap *h = self->heap;
     uint64_t seen = __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE);
-    if (pthread_mutex_trylock(&h->gc_lock) != 0) {
-        /* Another cycle runs: wait for it as a blocked P, so that it can
-           stop the world without us. */
-        WBGC__SAVE_CONTEXT(self);
-        wbgc__enter_blocked(h, self);
-        pthread_mutex_lock(&h->gc_lock);
-        wbgc__leave_blocked(h, self);
-        if (!forced && __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE) != seen) {
-            pthread_mutex_unlock(&h->gc_lock);
-            return;
-        }
+    wbgc__finish_sweep(h, self);
+    wbgc__lock_as_blocked(h, self, &h->gc_lock);
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_OFF ||
+        (!forced && __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE) != seen)) {
+        pthread_mutex_unlock(&h->gc_lock);
+        return;
     }
     __atomic_store_n(&h->cycles_started, h->cycles_started + 1, __ATOMIC_RELEASE);
     uint64_t t0 = wbgc__now_ns();
     wbgc__stop_world(h, self);
-    uint64_t t_stopped = wbgc__now_ns();
+    /* Sweep termination: sweep what is left (normally nothing: it was swept
+       above, but a whole cycle may have ended while this P waited), then
+       wait for spans being swept off-list by the background sweeper, which
+       is not stopped. With the lists empty it cannot take another, so after
+       this every span is swept (INV-MARKCLEAR). */
+    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++)
+        while (wbgc__sweep_one(h, spc, NULL)) {}
+    wbgc__sweep_large(h);
+    while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
+
+    WBGC__STORE(h->cycle_marked, 0);
+    __atomic_store_n(&h->roots_state, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->stacks_pending, h->nps, __ATOMIC_RELEASE);
+    WBGC__STORE(h->assist_ratio, wbgc__assist_ratio(h));
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        WBGC_ASSERT(!wbgc__p_has_work(q));  /* INV-WBBUF */
+        wbgc__wb_reset(h, q);
+        q->fast.wb_on = 1;   /* INV-TRICOLOUR: on everywhere before anything is black */
+        q->alloc_black = 1;
+        q->assist_debt = 0;
+        q->req |= WBGC__REQ_SCAN;
+    }
+    WBGC__STORE(h->phase, WBGC__PHASE_MARK);
+    uint64_t t_end = wbgc__now_ns();
+    h->mark_start_ns = t0;
+    h->start_pause_ns = t_end - t0;
+    wbgc__start_world(h);  /* sets every P's preempt from its requests */
+    wbgc__record_pause(h, t_end - t0);
+    pthread_mutex_unlock(&h->gc_lock);
+    pthread_mutex_lock(&h->sched_lock);
+    pthread_cond_broadcast(&h->work_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+    (void)why;
+}
+
+/* wbgc__help_until makes self help the marker until `target` cycles have
+   completed: mark work, then termination attempts, then short waits. */
+static void wbgc__help_until(wbgc_p *self, uint64_t target)
+{
+    wbgc_heap *h = self->heap;
+    while (WBGC__LOAD(h->cycles) < target) {
+        if (WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
+        uint64_t did = 0;
+        if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+            did = wbgc__mark_some(h, &self->gcw, (uint64_t)1 << 20, 0);
+            if (!did) wbgc__try_mark_done(h, self);
+        }
+        if (!did && WBGC__LOAD(h->cycles) < target) wbgc__sleep_blocked(h, self, 100000);
+    }
+}
+
+/* wbgc__collect_full runs one whole cycle, mark and sweep, that starts after
+   the call: it helps any cycle in progress to its end, starts one, helps
+   it, and sweeps everything. */
+static void wbgc__collect_full(wbgc_p *self, const char *why)
+{
+    wbgc_heap *h = self->heap;
+    if (h->cfg.flags & WBGC_STW) {
+        wbgc__collect_stw(self, 1, why);
+        return;
+    }
+    wbgc__help_until(self, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
+    wbgc__gc_start(self, 1, why);
+    wbgc__help_until(self, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
+    wbgc__finish_sweep(h, self);
+}
+
+/* wbgc__collect_stw runs one whole cycle with the world stopped throughout
+   (WBGC_STW): mark from every root, then sweep every span. The barrier is
+   never on. forced: run even if another thread completed a cycle while this
+   one waited for its turn. Called by self's thread, holding no lock. */
+static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const char *why)
+{
+    wbgc_heap *h = self->heap;
+    uint64_t seen = __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE);
+    wbgc__lock_as_blocked(h, self, &h->gc_lock);
+    if (!forced && __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE) != seen) {
+        pthread_mutex_unlock(&h->gc_lock);
+        return;
+    }
+    __atomic_store_n(&h->cycles_started, h->cycles_started + 1, __ATOMIC_RELEASE);
+    uint64_t t0 = wbgc__now_ns();
+    wbgc__stop_world(h, self);
     WBGC__SAVE_CONTEXT(self);
-    for (wbgc_p *q = h->ps; q; q = q->next) wbgc__release_caches(h, q);
+    uint64_t before = wbgc__heap_estimate(h);
 
     wbgc__gcwork *g = &h->gcw;
-    g->bytes_marked = 0;
-    wbgc__mark(h, g);
-    uint64_t t_marked = wbgc__now_ns();
-
-    uint64_t cycle = h->cycles + 1;
-    wbgc__sweep_result r = wbgc__sweep_all(h, cycle);
-    WBGC_ASSERT(r.live == g->bytes_marked);
-    WBGC__STORE(h->freed_total, h->freed_total + r.freed);
-    wbgc__pace(h, r.live);
-    uint64_t t_end = wbgc__now_ns();
+    WBGC__STORE(h->cycle_marked, 0);
+    pthread_mutex_lock(&h->roots_lock);
+    for (size_t i = 0; i < h->nroots; i++) wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
+    pthread_mutex_unlock(&h->roots_lock);
+    for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
+    wbgc__drain(h, g, UINT64_MAX);
+    wbgc__gcw_dispose(h, g);
+    WBGC_ASSERT(h->work_full == NULL);
+    wbgc__unsweep_all(h);
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        wbgc__release_caches(h, q, 1);
+        wbgc__wb_reset(h, q);  /* check mode records entries that no one needs */
+    }
+    wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
     pthread_mutex_lock(&h->stats_lock);
-    h->cycles = cycle;
+    h->cycles++;
     pthread_mutex_unlock(&h->stats_lock);
+    wbgc__finish_sweep(h, NULL);
+    uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
     wbgc__record_pause(h, t_end - t0);
-
-    if (h->cfg.flags & WBGC_TRACE) {
-        const double mb = 1.0 / (1 << 20), ms = 1e-6;
-        pthread_mutex_lock(&h->lock);
-        uint64_t sys = h->mapped_bytes - h->fresh_bytes;
-        pthread_mutex_unlock(&h->lock);
-        fprintf(stderr,
-                "wbgc: gc %llu @%.3fs (%s): pause %.3f ms (stop %.3f, mark %.3f, sweep %.3f); "
-                "heap %.1f -> %.1f MB, goal %.1f MB, sys %.1f MB; %d P\n",
-                (unsigned long long)cycle, (double)(t0 - h->start_ns) * 1e-9, why,
-                (double)(t_end - t0) * ms, (double)(t_stopped - t0) * ms,
-                (double)(t_marked - t_stopped) * ms, (double)(t_end - t_marked) * ms,
-                (double)(r.live + r.freed) * mb, (double)r.live * mb,
-                (double)WBGC__LOAD(h->goal) * mb, (double)sys * mb, h->nps);
-    }
     pthread_mutex_unlock(&h->gc_lock);
+    pthread_mutex_lock(&h->sched_lock);
+    pthread_cond_broadcast(&h->cycle_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+    if (h->cfg.flags & WBGC_TRACE)
+        wbgc__trace_cycle(h, "stop-the-world", t0, t_end, t_end - t0, 0, before, why);
 }
 
 WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
@@ -1813,16 +2522,21 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
         wbgc__report(NULL, "wbgc: misuse: wbgc_get_stats(h=%p): not a live wbgc heap", (void *)h);
         return;
     }
-    uint64_t total = 0;
+    uint64_t total, flushes;
     pthread_mutex_lock(&h->sched_lock);
     total = h->total_alloc_base;
-    for (wbgc_p *q = h->ps; q; q = q->next) total += WBGC__LOAD(q->allocd);
+    flushes = h->wb_flushes_base;
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        total += WBGC__LOAD(q->allocd);
+        flushes += WBGC__LOAD(q->wb_flushes);
+    }
     pthread_mutex_unlock(&h->sched_lock);
     uint64_t freed = WBGC__LOAD(h->freed_total);
     out->total_alloc = total;
     out->heap_alloc = total > freed ? total - freed : 0;
     out->heap_live = WBGC__LOAD(h->heap_marked);
     out->heap_goal = WBGC__LOAD(h->goal);
+    out->wb_flushes = flushes;
     pthread_mutex_lock(&h->lock);
     out->heap_sys = h->mapped_bytes - h->fresh_bytes;
     pthread_mutex_unlock(&h->lock);
@@ -1832,7 +2546,6 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
     out->pause_total_ns = h->pause_total_ns;
     out->pause_max_ns = h->pause_max_ns;
     memcpy(out->pause_recent_ns, h->pause_recent_ns, sizeof out->pause_recent_ns);
-    out->wb_flushes = h->wb_flushes;
     out->mark_assist_ns = h->mark_assist_ns;
     pthread_mutex_unlock(&h->stats_lock);
 }
@@ -1867,6 +2580,40 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
     }
     e = getenv("WBGC_TRACE");
     if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_TRACE;
+}
+
+/* wbgc__start_threads starts the background mark workers and the sweeper
+   (concurrent mode only; incremental and stop-the-world modes run none).
+   A thread that cannot be created is reported; the collector still works
+   with fewer (assists and safepoints carry the marking). */
+static void wbgc__start_threads(wbgc_heap *h)
+{
+    if ((h->cfg.flags & WBGC_STW) || h->cfg.mark_workers <= 0) return;
+    h->workers = (pthread_t *)calloc((size_t)h->cfg.mark_workers, sizeof(pthread_t));
+    for (int i = 0; h->workers && i < h->cfg.mark_workers; i++) {
+        int err = pthread_create(&h->workers[h->nworkers], NULL, wbgc__worker_main, h);
+        if (err) {
+            wbgc__report(h, "wbgc: error: cannot start mark worker %d: %s", i, strerror(err));
+            break;
+        }
+        h->nworkers++;
+    }
+    int err = pthread_create(&h->sweeper, NULL, wbgc__sweeper_main, h);
+    if (err) wbgc__report(h, "wbgc: error: cannot start the background sweeper: %s", strerror(err));
+    else h->has_sweeper = 1;
+}
+
+static void wbgc__stop_threads(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    h->shutdown = 1;
+    pthread_cond_broadcast(&h->work_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+    for (int i = 0; i < h->nworkers; i++) pthread_join(h->workers[i], NULL);
+    if (h->has_sweeper) pthread_join(h->sweeper, NULL);
+    free(h->workers);
+    h->workers = NULL;
+    h->nworkers = h->has_sweeper = 0;
 }
 
 WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
@@ -1912,12 +2659,20 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->sched_lock, NULL);
     pthread_cond_init(&h->parked_cv, NULL);
     pthread_cond_init(&h->resume_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->work_cv, &ca);
+    pthread_cond_init(&h->cycle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&h->markdone_lock, NULL);
     pthread_mutex_init(&h->gc_lock, NULL);
     pthread_mutex_init(&h->roots_lock, NULL);
     pthread_mutex_init(&h->work_lock, NULL);
     pthread_mutex_init(&h->stats_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
     wbgc__pace(h, 0);
+    wbgc__start_threads(h);
     return h;
 }
 
@@ -1941,13 +2696,14 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         return;
     }
     pthread_mutex_unlock(&h->sched_lock);
+    wbgc__stop_threads(h);
     h->magic = 0;
     for (wbgc_p *q = h->free_ps, *n; q; q = n) {
         n = q->next;
         free(q);
     }
     /* Span structs: every list that holds one. */
-    wbgc__span **lists[WBGC__NSPC * 2 + WBGC__FREE_LISTS + 3];
+    wbgc__span **lists[WBGC__NSPC * 5 + WBGC__FREE_LISTS + 4];
     size_t nl = 0;
     for (size_t i = 0; i < WBGC__NSPC; i++) {
         lists[nl++] = &h->central[i].partial;
@@ -1955,6 +2711,9 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     }
     for (size_t i = 0; i <= WBGC__FREE_LISTS; i++) lists[nl++] = &h->free_runs[i];
     lists[nl++] = &h->large;
+    for (size_t i = 0; i < WBGC__NSPC; i++)
+        for (int k = 0; k < 3; k++) lists[nl++] = &h->central[i].unswept[k];
+    lists[nl++] = &h->large_unswept;
     for (size_t i = 0; i < nl; i++) {
         wbgc__span *s;
         while ((s = wbgc__list_pop(lists[i])) != NULL) free(s);
@@ -1978,6 +2737,9 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_mutex_destroy(&h->sched_lock);
     pthread_cond_destroy(&h->parked_cv);
     pthread_cond_destroy(&h->resume_cv);
+    pthread_cond_destroy(&h->work_cv);
+    pthread_cond_destroy(&h->cycle_cv);
+    pthread_mutex_destroy(&h->markdone_lock);
     pthread_mutex_destroy(&h->gc_lock);
     pthread_mutex_destroy(&h->roots_lock);
     pthread_mutex_destroy(&h->work_lock);
@@ -2032,7 +2794,16 @@ WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
     p->stack_lo = (uintptr_t)stack_addr;
     p->stack_hi = (uintptr_t)stack_addr + stack_size;
     for (size_t i = 0; i < WBGC__NSPC; i++) p->cache[i] = &wbgc__empty_span;
+    wbgc__wb_reset(h, p);
     p->fast.wb_on = (h->cfg.flags & WBGC_CHECK) != 0;  /* every barrier validated */
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        /* Attached while marking: barrier on, allocation black, and its own
+           stack to scan (its thread may hold pointers it was handed). */
+        p->fast.wb_on = 1;
+        p->alloc_black = 1;
+        p->req |= WBGC__REQ_SCAN;
+        __atomic_fetch_add(&h->stacks_pending, 1, __ATOMIC_RELEASE);
+    }
     p->next = h->ps;
     h->ps = p;
     h->nps++;
@@ -2051,8 +2822,15 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
     }
     pthread_mutex_lock(&h->sched_lock);
     while (h->stopping) wbgc__park(h, p);
-    wbgc__release_caches(h, p);
+    /* Leaving hides nothing (PITFALLS 10): its barrier buffer and mark work
+       go to the global lists; its stack needs no scan any more. */
+    wbgc__flush_p(h, p);
+    WBGC__ADD(h->cycle_marked, p->black_bytes);
+    if (p->req & WBGC__REQ_SCAN) __atomic_fetch_sub(&h->stacks_pending, 1, __ATOMIC_RELEASE);
+    p->req = 0;
+    wbgc__release_caches(h, p, 0);
     h->total_alloc_base += p->allocd;
+    h->wb_flushes_base += p->wb_flushes;
     WBGC__ADD(h->alloc_since, p->allocd - p->allocd_reported);
     wbgc_p **pp = &h->ps;
     while (*pp != p) pp = &(*pp)->next;
@@ -2063,7 +2841,9 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
     wbgc__update_preempt(h, p);  /* sticky: every later use takes the slow path */
     p->next = h->free_ps;
     h->free_ps = p;
+    pthread_cond_broadcast(&h->parked_cv);  /* a hand-shake may wait for it */
     pthread_mutex_unlock(&h->sched_lock);
+    pthread_cond_broadcast(&h->work_cv);
 }
 
 WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
@@ -2120,7 +2900,7 @@ WBGCDEF void wbgc_collect(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_collect") < 0) return;
     if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_collect");
-    wbgc__collect(p, 1, "wbgc_collect");
+    wbgc__collect_full(p, "wbgc_collect");
 }
 
 #endif /* WBGC__IMPLEMENTED */
