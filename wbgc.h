@@ -1591,7 +1591,7 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
    shades the batch into p's mark work, empties the buffer. Never a
    safepoint, never runs a barrier, never waits for the marker (PITFALLS 5,
    9). The caller stores val into slot after it returns. */
-WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
+WBGCDEF WBGC__NOINLINE void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
     if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
@@ -1828,13 +1828,16 @@ static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 #define WBGC__PREFETCH_DEPTH 16
 
 /* wbgc__drain scans grey objects from g (and the global lists) until none
-   is left or budget bytes were scanned; returns the bytes scanned. */
-static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget)
+   is left, budget bytes were scanned, or *stop (a P's preempt flag: the
+   collector wants this P at a safepoint) is set; returns the bytes
+   scanned. */
+static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, const uint32_t *stop)
 {
     uintptr_t ring[WBGC__PREFETCH_DEPTH];
-    unsigned head = 0, n = 0;
+    unsigned head = 0, n = 0, polls = 0;
     uint64_t done = 0;
     for (;;) {
+        if (stop && (++polls & 63) == 0 && WBGC__LOAD(*stop)) budget = 0;
         if (done >= budget) {  /* hand back what waits in the ring */
             for (; n; n--, head = (head + 1) & (WBGC__PREFETCH_DEPTH - 1))
                 wbgc__gcw_put(h, g, ring[head]);
@@ -1942,8 +1945,9 @@ static uint64_t wbgc__help_blocked(wbgc_heap *h, wbgc__gcwork *g)
    regions if nobody has claimed them, the stacks of blocked Ps, then grey
    objects. Returns the work done, 0 when it found none. dispose: hand g's
    leftover work back to the global lists first (a marker that is not a P
-   must: no hand-shake would flush it). */
-static uint64_t wbgc__mark_some(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, int dispose)
+   must: no hand-shake would flush it). stop: see wbgc__drain. */
+static uint64_t wbgc__mark_some(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, int dispose,
+                                const uint32_t *stop)
 {
     uint64_t done = 0;
     wbgc__active(h, 1);
@@ -1961,7 +1965,7 @@ static uint64_t wbgc__mark_some(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, 
         done++;
     }
     if (__atomic_load_n(&h->stacks_pending, __ATOMIC_ACQUIRE) > 0) done += wbgc__help_blocked(h, g);
-    done += wbgc__drain(h, g, budget > done ? budget - done : 1);
+    done += wbgc__drain(h, g, budget > done ? budget - done : 1, stop);
     if (dispose) wbgc__gcw_dispose(h, g);
     wbgc__active(h, -1);
     return done;
@@ -1984,7 +1988,7 @@ static void *wbgc__worker_main(void *arg)
             pthread_cond_wait(&h->work_cv, &h->sched_lock);
         if (h->shutdown) break;
         pthread_mutex_unlock(&h->sched_lock);
-        uint64_t did = wbgc__mark_some(h, &g, UINT64_MAX, 1);
+        uint64_t did = wbgc__mark_some(h, &g, UINT64_MAX, 1, NULL);
         if (!did) wbgc__try_mark_done(h, NULL);
         pthread_mutex_lock(&h->sched_lock);
         if (!did && !h->shutdown && WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
@@ -2334,7 +2338,7 @@ static void wbgc__assist(wbgc_p *p, uint64_t bytes)
     uint64_t cycle = WBGC__LOAD(h->cycles);
     while (p->assist_debt > 0 && WBGC__LOAD(h->cycles) == cycle) {
         if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_alloc");
-        uint64_t did = wbgc__mark_some(h, &p->gcw, (uint64_t)p->assist_debt, 0);
+        uint64_t did = wbgc__mark_some(h, &p->gcw, (uint64_t)p->assist_debt, 0, &p->fast.preempt);
         p->assist_debt -= (int64_t)did;
         if (did) continue;
         wbgc__try_mark_done(h, p);
@@ -2443,7 +2447,7 @@ static void wbgc__help_until(wbgc_p *self, uint64_t target)
         if (WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
         uint64_t did = 0;
         if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
-            did = wbgc__mark_some(h, &self->gcw, (uint64_t)1 << 20, 0);
+            did = wbgc__mark_some(h, &self->gcw, (uint64_t)1 << 20, 0, &self->fast.preempt);
             if (!did) wbgc__try_mark_done(h, self);
         }
         if (!did && WBGC__LOAD(h->cycles) < target) wbgc__sleep_blocked(h, self, 100000);
@@ -2491,7 +2495,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     for (size_t i = 0; i < h->nroots; i++) wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
     pthread_mutex_unlock(&h->roots_lock);
     for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
-    wbgc__drain(h, g, UINT64_MAX);
+    wbgc__drain(h, g, UINT64_MAX, NULL);
     wbgc__gcw_dispose(h, g);
     WBGC_ASSERT(h->work_full == NULL);
     wbgc__unsweep_all(h);
