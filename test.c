@@ -31,6 +31,10 @@
  *   WBGC_TEST_LIST_NODES=n  nodes in long_list (default 10000000)
  *   WBGC_TEST_TIMEOUT=s     watchdog per test, in seconds (default 300)
  *   WBGC_TEST_TRACE=1       add WBGC_TRACE to every heap the tests make
+ *   WBGC_STRESS_SECONDS=s   time per mode of the stress_* tests (default 2);
+ *                           e.g. WBGC_STRESS_SECONDS=300 ./test stress_concurrent
+ *   WBGC_STRESS_SEED=n      seed of the stress threads' random choices (default 1)
+ *   WBGC_STRESS_GC_PERCENT=n  gc_percent of the stress heaps (default 1)
  * The runner unsets WBGC_GC_PERCENT and WBGC_TRACE at start: they override
  * the config, and each test relies on the config it sets. */
 
@@ -2548,6 +2552,737 @@ static void test_threads_stw(void) { threads_mode(WBGC_STW, -1); }
 static void test_threads_check_mode(void) { threads_mode(WBGC_CHECK, -1); }
 
 /* =========================================================================
+   Stress: threads mutating random graphs while cycles run back to back
+   ========================================================================= */
+
+/* A test that can fail. ST_THREADS threads, each with its own P, mutate
+   random graphs (cycles and shared children allowed) through wbgc_write and
+   wbgc_memmove while cycles run back to back (tiny gc_percent, and thread 0
+   calling wbgc_collect now and then). Every node has a unique id and a
+   magic derived from its id and address; every parent records its
+   children's ids next to the pointers. A node is verified whenever it is
+   reached, so a child that was freed and reused (a new id, zeroes, check
+   mode's poison) is caught at the first parent that reaches it. The first
+   corruption stops every thread; it is reported with the addresses and ids.
+
+   Ownership (so that the test's own accesses never race): a thread's graph
+   is a few disjoint components, each held by one slot of a root array in
+   the thread's stack frame -- its only reference. Edges stay inside a
+   component; merging two components links one into the other. A whole
+   component moves between threads through a registered root region guarded
+   by a mutex, which gives the receiver everything the giver wrote.
+
+   The mutations are those a broken barrier or stack scan loses:
+   - hold: read a child out of a node, overwrite its slot (NULL or another
+     node), allocate for several cycles while the child is held only by a
+     local, verify it, store it elsewhere (or into a fresh node first):
+     the deletion half of the barrier and the stack scan;
+   - move / swap: pointers copied and moved between nodes, into freshly
+     allocated (black) nodes, with allocations in the window;
+   - memmove: whole child arrays moved between nodes, overlapping shifts
+     inside a node, and into a fresh node that is held only by a local
+     while the old array is cleared;
+   - handoff: components swapped through the shared region, or taken out of
+     it (slot cleared), held by a local across allocations and merged into
+     one of the receiver's components;
+   - walk: a full verification of a component (every edge, every payload
+     word), in turn for each component and whenever one may have outgrown
+     ST_CAP nodes (then it is dropped, whole, as garbage).
+
+   WBGC_STRESS_SECONDS (default 2) is the time per mode, so the test stays
+   short under the sanitizers and runs alone for as long as wanted:
+       WBGC_STRESS_SECONDS=300 ./test stress_concurrent
+   WBGC_STRESS_SEED varies the threads' random choices; the interleaving
+   varies anyway. WBGC_STRESS_GC_PERCENT (default 1) sets gc_percent. */
+
+#define SN_K 4          /* children per node */
+#define SN_BIGW 4100    /* a large node's payload starts here: > 32 KiB, a span of its own */
+#define SN_MAXW (SN_BIGW + 2048)
+
+typedef struct snode {
+    uint64_t id;                /* unique, never 0 */
+    uint64_t magic;             /* sn_magic(node, id) */
+    uint64_t visit;             /* the stamp of the last walk that reached it */
+    uint64_t nw;                /* payload words */
+    struct snode *child[SN_K];  /* stored only through wbgc_write / wbgc_memmove */
+    uint64_t child_id[SN_K];    /* child[k]'s id, 0 with NULL */
+    uint64_t w[];               /* payload: w[i] = mix64(magic + i) */
+} snode;
+
+#define ST_THREADS 4
+#define ST_ROOTS 6      /* components per thread */
+#define ST_SHARED 16    /* slots of the shared root region */
+#define ST_MIN 32       /* a component smaller than this (as far as known) grows first */
+#define ST_CAP 400      /* a component larger than this is dropped */
+
+static double g_stress_secs = 2.0;
+static uint64_t g_stress_seed = 1;
+static int g_stress_gc_percent = 1;
+
+static uint64_t g_st_next_id;            /* atomic */
+static int g_st_stop, g_st_corrupt;      /* atomic */
+static uint64_t g_st_ops, g_st_holds, g_st_handoffs, g_st_memmoves, g_st_walks, g_st_walked,
+    g_st_checks, g_st_collects, g_st_drops;   /* atomic, added once per thread */
+static pthread_mutex_t g_st_mu = PTHREAD_MUTEX_INITIALIZER;
+static snode *g_st_shared[ST_SHARED];    /* registered root region; under g_st_mu */
+static uint64_t g_st_shared_id[ST_SHARED], g_st_shared_size[ST_SHARED];   /* under g_st_mu */
+static wbgc_heap *g_st_heap;
+static snode *const g_st_zero[SN_K];
+static uintptr_t g_st_lo = UINTPTR_MAX, g_st_hi;   /* atomic: where nodes were made */
+
+/* st_thread: one thread's state, in its stack frame: root[] is the only
+   reference to each component. */
+typedef struct st_thread {
+    int idx;
+    wbgc_p *p;
+    uint64_t rng;
+    const char *op;             /* the running mutation, for failure messages */
+    snode *root[ST_ROOTS];
+    uint64_t root_id[ST_ROOTS];
+    uint64_t size[ST_ROOTS];    /* nodes at the last walk + nodes added since: an upper bound */
+    uint64_t nwalk;
+    snode **dfs;                /* the walk's stack (malloc: the nodes are reachable anyway) */
+    size_t dfs_cap;
+    uint64_t ops, holds, handoffs, memmoves, walks, walked, checks, collects, drops;
+} st_thread;
+
+static uint64_t sn_magic(const snode *n, uint64_t id)
+{
+    return mix64((uint64_t)(uintptr_t)n ^ mix64(id + 0x5EED)) | 1;
+}
+
+static int st_stopping(void)
+{
+    return __atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&g_st_stop, __ATOMIC_RELAXED);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void st_fail(const char *file, int line, st_thread *t, const char *fmt, ...)
+{
+    char buf[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    __atomic_store_n(&g_st_corrupt, 1, __ATOMIC_RELAXED);
+    check_failf(file, line, "graph intact", "thread %d, %s, %llu cycles done: %s", t->idx,
+                t->op, (unsigned long long)cycles_of(g_st_heap), buf);
+}
+#define ST_FAIL(t, ...) st_fail(__FILE__, __LINE__, t, __VA_ARGS__)
+
+/* sn_made_at: record that a node was made at n, so that sn_ok can tell a
+   word that was never a node's address (poison, a stray integer) before
+   reading through it. */
+static void sn_made_at(const snode *n, size_t size)
+{
+    uintptr_t a = (uintptr_t)n, e = a + size, v;
+    v = __atomic_load_n(&g_st_lo, __ATOMIC_RELAXED);
+    while (a < v && !__atomic_compare_exchange_n(&g_st_lo, &v, a, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+    v = __atomic_load_n(&g_st_hi, __ATOMIC_RELAXED);
+    while (e > v && !__atomic_compare_exchange_n(&g_st_hi, &v, e, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+/* sn_ok: is n the node `id` (NULL when id is 0)? parent/k say where n was
+   found (parent NULL: a root or a local). Reads only n's header, and only
+   when n is a 16-byte aligned address where nodes were made. After the
+   first corruption (any thread's) it fails silently: every thread stops. */
+static int sn_ok(st_thread *t, const snode *n, uint64_t id, const snode *parent, int k)
+{
+    if (__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED)) return 0;
+    t->checks++;
+    if (!n && !id) return 1;
+    char from[96];
+    if (parent)
+        snprintf(from, sizeof from, "child %d of node %p id %llu", k, (const void *)parent,
+                 (unsigned long long)parent->id);
+    else
+        snprintf(from, sizeof from, "a root or a local");
+    if (!n || !id) {
+        ST_FAIL(t, "%s is %p but the recorded id is %llu", from, (const void *)n, (unsigned long long)id);
+        return 0;
+    }
+    uintptr_t a = (uintptr_t)n;
+    if ((a & 15) || a < __atomic_load_n(&g_st_lo, __ATOMIC_RELAXED) ||
+        a + sizeof(snode) > __atomic_load_n(&g_st_hi, __ATOMIC_RELAXED)) {
+        ST_FAIL(t, "%s is %p, where no node was ever made (expected id %llu): overwritten?", from,
+                (const void *)n, (unsigned long long)id);
+        return 0;
+    }
+    if (n->id != id || n->magic != sn_magic(n, id) || n->nw > SN_MAXW) {
+        ST_FAIL(t, "node %p (%s) should be id %llu: found id %llu, magic %s, nw %llu: freed and reused?",
+                (const void *)n, from, (unsigned long long)id, (unsigned long long)n->id,
+                n->magic == sn_magic(n, id) ? "ok" : "BAD", (unsigned long long)n->nw);
+        return 0;
+    }
+    return 1;
+}
+
+static int sn_payload_ok(st_thread *t, const snode *n)
+{
+    for (uint64_t i = 0; i < n->nw; i++)
+        if (n->w[i] != mix64(n->magic + i)) {
+            ST_FAIL(t, "node %p id %llu: payload word %llu of %llu is %#llx", (const void *)n,
+                    (unsigned long long)n->id, (unsigned long long)i, (unsigned long long)n->nw,
+                    (unsigned long long)n->w[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* sn_set: parent->child[k] = child (whose id the caller knows: never read
+   back from a node that may be broken), through the barrier. */
+static void sn_set(st_thread *t, snode *parent, int k, snode *child, uint64_t id)
+{
+    wbgc_write(t->p, &parent->child[k], child);
+    parent->child_id[k] = child ? id : 0;
+}
+
+/* sn_child: parent's child k, verified; *id gets its id. NULL for an empty
+   slot or after a failure (st_stopping() tells which). */
+static snode *sn_child(st_thread *t, snode *parent, int k, uint64_t *id)
+{
+    snode *c = parent->child[k];
+    uint64_t cid = parent->child_id[k];
+    if (!sn_ok(t, c, cid, parent, k)) c = NULL, cid = 0;
+    *id = cid;
+    return c;
+}
+
+static snode *sn_new(st_thread *t)
+{
+    uint64_t r = rnd(&t->rng);
+    size_t nw = (r % 512 == 0) ? SN_BIGW + (size_t)(r >> 20) % 2048 : (size_t)(r >> 20) % 9;
+    size_t size = sizeof(snode) + nw * sizeof(uint64_t);
+    snode *n = wbgc_alloc(t->p, size);
+    if (!n) {
+        ST_FAIL(t, "allocation of a %zu-byte node failed", size);
+        return NULL;
+    }
+    size_t nz = count_nonzero(n, size);
+    if (nz) ST_FAIL(t, "fresh node %p (%zu bytes) has %zu non-zero bytes: memory of a live object?",
+                    (void *)n, size, nz);
+    sn_made_at(n, size);
+    n->id = __atomic_add_fetch(&g_st_next_id, 1, __ATOMIC_RELAXED);
+    n->magic = sn_magic(n, n->id);
+    n->nw = nw;
+    for (size_t i = 0; i < nw; i++) n->w[i] = mix64(n->magic + i);
+    return n;
+}
+
+/* st_pick: a node of component c, reached by a random walk from its root
+   (every step verified); *id gets its id. NULL: no root, or a failure. */
+static snode *st_pick(st_thread *t, int c, uint64_t *id)
+{
+    snode *n = t->root[c];
+    uint64_t nid = t->root_id[c];
+    *id = 0;
+    if (!sn_ok(t, n, nid, NULL, -1) || !n) return NULL;
+    int depth = (int)(rnd(&t->rng) % 12);
+    for (int d = 0; d < depth; d++) {
+        int k0 = (int)(rnd(&t->rng) % SN_K), j;
+        for (j = 0; j < SN_K; j++) {
+            int k = (k0 + j) % SN_K;
+            if (n->child[k]) {
+                uint64_t cid;
+                snode *c2 = sn_child(t, n, k, &cid);
+                if (!c2) return NULL;
+                n = c2;
+                nid = cid;
+                break;
+            }
+        }
+        if (j == SN_K) break;
+    }
+    *id = nid;
+    return n;
+}
+
+/* st_walk: visit every node reachable from n (the node `id`), verifying
+   every edge and every payload. Returns the node count, -1 after a failure. */
+static long st_walk(st_thread *t, snode *n, uint64_t id)
+{
+    if (!sn_ok(t, n, id, NULL, -1)) return -1;
+    if (!n) return 0;
+    uint64_t stamp = ((uint64_t)(t->idx + 1) << 48) | ++t->nwalk;
+    size_t sp = 0;
+    long count = 0;
+    n->visit = stamp;
+    t->dfs[sp++] = n;
+    while (sp) {
+        snode *o = t->dfs[--sp];
+        if (!sn_payload_ok(t, o)) return -1;
+        for (int k = 0; k < SN_K; k++) {
+            uint64_t cid;
+            snode *c = sn_child(t, o, k, &cid);
+            if (!c) {
+                if (__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED)) return -1;
+                continue;
+            }
+            if (c->visit == stamp) continue;
+            c->visit = stamp;
+            if (sp == t->dfs_cap) {
+                size_t cap = t->dfs_cap * 2;
+                snode **d = realloc(t->dfs, cap * sizeof *d);
+                if (!d) {
+                    ST_FAIL(t, "walk: out of malloc memory");
+                    return -1;
+                }
+                t->dfs = d;
+                t->dfs_cap = cap;
+            }
+            t->dfs[sp++] = c;
+        }
+        if (++count % 256 == 0) wbgc_safepoint(t->p);
+    }
+    t->walks++;
+    t->walked += (uint64_t)count;
+    return count;
+}
+
+/* st_walk_root: walk component c, learn its size; drop it when too big. */
+static int st_walk_root(st_thread *t, int c)
+{
+    const char *op = t->op;
+    t->op = "walk";
+    long n = st_walk(t, t->root[c], t->root_id[c]);
+    t->op = op;
+    if (n < 0) return 0;
+    t->size[c] = (uint64_t)n;
+    if (n > ST_CAP) {
+        t->root[c] = NULL;
+        t->root_id[c] = 0;
+        t->size[c] = 0;
+        t->drops++;
+    }
+    return 1;
+}
+
+/* grow: a chain of fresh nodes, held only by locals while it is built (each
+   allocation may run a cycle), pointing at nodes of c, linked into c. */
+static NOINLINE void st_grow(st_thread *t, int c)
+{
+    t->op = "grow";
+    if (!t->root[c]) {
+        snode *n = sn_new(t);
+        if (!n) return;
+        t->root[c] = n;
+        t->root_id[c] = n->id;
+        t->size[c] = 1;
+        return;
+    }
+    int len = 1 + (int)(rnd(&t->rng) % 4);
+    snode *head = NULL;
+    uint64_t head_id = 0, yid;
+    for (int i = 0; i < len; i++) {
+        snode *n = sn_new(t);
+        if (!n) return;
+        sn_set(t, n, 0, head, head_id);
+        for (int k = 1; k < SN_K; k++)
+            if (rnd(&t->rng) & 1) {
+                snode *y = st_pick(t, c, &yid);
+                if (st_stopping()) return;
+                sn_set(t, n, k, y, yid);
+            }
+        head = n;
+        head_id = n->id;
+    }
+    snode *a = st_pick(t, c, &yid);
+    if (!a) return;
+    int k = (int)(rnd(&t->rng) % SN_K);
+    if (rnd(&t->rng) & 1) {   /* insert: keep a's old child below the chain */
+        uint64_t oid;
+        snode *old = sn_child(t, a, k, &oid);
+        if (st_stopping()) return;
+        sn_set(t, head, SN_K - 1, old, oid);
+    }
+    sn_set(t, a, k, head, head_id);
+    t->size[c] += (uint64_t)len;
+}
+
+/* hold: the deletion half of the barrier and the stack scan. A child is
+   read out of its slot, the slot overwritten, and the child held only by a
+   local (as far as this slot goes) while cycles run; then it is stored
+   again, into a node of c or into a fresh node linked into c. */
+static NOINLINE void st_hold(st_thread *t, int c)
+{
+    uint64_t aid, xid, yid;
+    t->op = "hold";
+    snode *a = st_pick(t, c, &aid);
+    if (!a) return;
+    int k0 = (int)(rnd(&t->rng) % SN_K), k = -1;
+    for (int j = 0; j < SN_K && k < 0; j++)
+        if (a->child[(k0 + j) % SN_K]) k = (k0 + j) % SN_K;
+    if (k < 0) return;
+    snode *x = sn_child(t, a, k, &xid);
+    if (!x) return;
+    if (rnd(&t->rng) & 1) {
+        sn_set(t, a, k, NULL, 0);
+    } else {
+        snode *y = st_pick(t, c, &yid);
+        if (st_stopping()) return;
+        sn_set(t, a, k, y, yid);
+    }
+    uint64_t r = rnd(&t->rng);
+    churn(t->p, (4 * KB) << (r % 5), (r & 64) ? 6000 : 400, &t->rng);   /* 4 KiB .. 64 KiB */
+    if (!sn_ok(t, x, xid, NULL, -1)) return;
+    for (int j = 0; j < SN_K; j++) {   /* its children too: they may hang only from x */
+        uint64_t cid;
+        sn_child(t, x, j, &cid);
+        if (st_stopping()) return;
+    }
+    t->holds++;
+    if (r & 128) {
+        snode *n = sn_new(t);   /* born black during a mark */
+        if (!n) return;
+        sn_set(t, n, (int)((r >> 8) % SN_K), x, xid);
+        churn(t->p, 2 * KB, 200, &t->rng);
+        if (!sn_ok(t, n, n->id, NULL, -1) || !sn_ok(t, x, xid, NULL, -1)) return;
+        x = n;
+        xid = n->id;
+        t->size[c]++;
+    }
+    snode *b = st_pick(t, c, &yid);
+    if (!b) return;
+    sn_set(t, b, (int)(rnd(&t->rng) % SN_K), x, xid);
+}
+
+/* move: copy or move a child between two nodes of c; or swap two children
+   through locals with allocations between the stores; or move all of a's
+   children into a fresh node, held by a local while a is cleared. */
+static NOINLINE void st_move(st_thread *t, int c)
+{
+    uint64_t aid, bid, xid, yid;
+    t->op = "move";
+    snode *a = st_pick(t, c, &aid), *b = st_pick(t, c, &bid);
+    if (!a || !b) return;
+    int i = (int)(rnd(&t->rng) % SN_K), j = (int)(rnd(&t->rng) % SN_K);
+    uint64_t r = rnd(&t->rng);
+    switch (r % 3) {
+    case 0: { /* copy, then maybe clear the source */
+        snode *x = sn_child(t, a, i, &xid);
+        if (st_stopping()) return;
+        sn_set(t, b, j, x, xid);
+        if ((r & 8) && !(a == b && i == j)) sn_set(t, a, i, NULL, 0);
+        break;
+    }
+    case 1: { /* swap through locals */
+        if (a == b && i == j) return;
+        snode *x = sn_child(t, a, i, &xid);
+        snode *y = sn_child(t, b, j, &yid);
+        if (st_stopping()) return;
+        sn_set(t, a, i, y, yid);
+        churn(t->p, 1 * KB << (r % 5), 300, &t->rng);
+        if (!sn_ok(t, x, xid, NULL, -1)) return;
+        sn_set(t, b, j, x, xid);
+        break;
+    }
+    default: { /* into a fresh (black) node, a cleared, the node held by a local */
+        snode *n = sn_new(t);
+        if (!n) return;
+        for (int k = 0; k < SN_K; k++) {
+            snode *x = sn_child(t, a, k, &xid);
+            if (st_stopping()) return;
+            sn_set(t, n, k, x, xid);
+            sn_set(t, a, k, NULL, 0);
+        }
+        churn(t->p, 2 * KB << (r % 5), 400, &t->rng);
+        for (int k = 0; k < SN_K; k++) {
+            sn_child(t, n, k, &xid);
+            if (st_stopping()) return;
+        }
+        sn_set(t, a, j, n, n->id);
+        t->size[c]++;
+        break;
+    }
+    }
+}
+
+/* memmove: child arrays moved whole between nodes, overlapping shifts in
+   one node, and a move into a fresh node held by a local while a's array
+   is cleared. The ids follow with plain memmove (they are not pointers). */
+static NOINLINE void st_memmove(st_thread *t, int c)
+{
+    uint64_t aid, bid;
+    t->op = "memmove";
+    snode *a = st_pick(t, c, &aid), *b = st_pick(t, c, &bid);
+    if (!a || !b) return;
+    uint64_t r = rnd(&t->rng);
+    t->memmoves++;
+    switch (r % 3) {
+    case 0:
+        if (a == b) return;
+        wbgc_memmove(t->p, b->child, a->child, sizeof a->child);
+        memcpy(b->child_id, a->child_id, sizeof a->child_id);
+        if (r & 8) {
+            wbgc_memmove(t->p, a->child, g_st_zero, sizeof a->child);
+            memset(a->child_id, 0, sizeof a->child_id);
+        }
+        break;
+    case 1: {
+        int s = 1 + (int)((r >> 8) % (SN_K - 1));   /* shift by s, either way */
+        size_t n = (size_t)(SN_K - s);
+        if (r & 8) {
+            wbgc_memmove(t->p, &a->child[s], &a->child[0], n * sizeof(snode *));
+            memmove(&a->child_id[s], &a->child_id[0], n * sizeof(uint64_t));
+        } else {
+            wbgc_memmove(t->p, &a->child[0], &a->child[s], n * sizeof(snode *));
+            memmove(&a->child_id[0], &a->child_id[s], n * sizeof(uint64_t));
+        }
+        break;
+    }
+    default: {
+        snode *n = sn_new(t);
+        if (!n) return;
+        wbgc_memmove(t->p, n->child, a->child, sizeof a->child);
+        memcpy(n->child_id, a->child_id, sizeof a->child_id);
+        wbgc_memmove(t->p, a->child, g_st_zero, sizeof a->child);
+        memset(a->child_id, 0, sizeof a->child_id);
+        churn(t->p, 2 * KB << (r % 5), 400, &t->rng);
+        uint64_t xid;
+        for (int k = 0; k < SN_K; k++) {
+            sn_child(t, n, k, &xid);
+            if (st_stopping()) return;
+        }
+        sn_set(t, a, (int)((r >> 8) % SN_K), n, n->id);
+        t->size[c]++;
+        break;
+    }
+    }
+}
+
+/* merge: link component c2 into a node of c; c2's root slot empties. */
+static NOINLINE void st_merge(st_thread *t, int c)
+{
+    int c2 = (int)(rnd(&t->rng) % ST_ROOTS);
+    uint64_t aid;
+    t->op = "merge";
+    if (c2 == c || !t->root[c] || !t->root[c2] || t->size[c] + t->size[c2] > ST_CAP) return;
+    if (!sn_ok(t, t->root[c2], t->root_id[c2], NULL, -1)) return;
+    snode *a = st_pick(t, c, &aid);
+    if (!a) return;
+    sn_set(t, a, (int)(rnd(&t->rng) % SN_K), t->root[c2], t->root_id[c2]);
+    t->size[c] += t->size[c2];
+    t->root[c2] = NULL;
+    t->root_id[c2] = 0;
+    t->size[c2] = 0;
+}
+
+/* handoff: swap component c with a shared slot; or take the slot's
+   component out (the slot cleared), hold it only in a local across
+   allocations, then merge it into c (or make it c when too big). */
+static NOINLINE void st_handoff(st_thread *t, int c)
+{
+    int k = (int)(rnd(&t->rng) % ST_SHARED);
+    uint64_t r = rnd(&t->rng);
+    int take = (r & 1) && t->root[c];
+    t->op = take ? "handoff (take)" : "handoff (swap)";
+    wbgc_blocking_begin(t->p);
+    pthread_mutex_lock(&g_st_mu);
+    wbgc_blocking_end(t->p);
+    snode *got = g_st_shared[k];
+    uint64_t gid = g_st_shared_id[k], gsize = g_st_shared_size[k];
+    if (take) {
+        wbgc_write(t->p, &g_st_shared[k], NULL);
+        g_st_shared_id[k] = g_st_shared_size[k] = 0;
+    } else {
+        wbgc_write(t->p, &g_st_shared[k], t->root[c]);
+        g_st_shared_id[k] = t->root_id[c];
+        g_st_shared_size[k] = t->size[c];
+    }
+    pthread_mutex_unlock(&g_st_mu);
+    t->handoffs++;
+    if (!take) {
+        t->root[c] = got;
+        t->root_id[c] = gid;
+        t->size[c] = gsize;
+        if (sn_ok(t, got, gid, NULL, -1) && got && (r & 2)) st_walk_root(t, c);
+        return;
+    }
+    if (!got) return;
+    churn(t->p, (4 * KB) << ((r >> 8) % 5), 400, &t->rng);
+    if (!sn_ok(t, got, gid, NULL, -1)) return;
+    if (t->size[c] + gsize <= ST_CAP) {
+        uint64_t aid;
+        snode *a = st_pick(t, c, &aid);
+        if (!a) return;
+        sn_set(t, a, (int)((r >> 16) % SN_K), got, gid);
+        t->size[c] += gsize;
+    } else {
+        t->root[c] = got;   /* the old component becomes garbage */
+        t->root_id[c] = gid;
+        t->size[c] = gsize;
+        t->drops++;
+    }
+}
+
+typedef struct st_arg {
+    int idx;
+} st_arg;
+
+static void *st_thread_main(void *argp)
+{
+    st_arg *arg = argp;
+    st_thread t;
+    memset(&t, 0, sizeof t);
+    t.idx = arg->idx;
+    t.op = "start";
+    t.rng = mix64(g_stress_seed * 0x9E3779B97F4A7C15ULL + (uint64_t)arg->idx + 1) | 1;
+    t.dfs_cap = 1024;
+    t.dfs = malloc(t.dfs_cap * sizeof *t.dfs);
+    t.p = wbgc_attach(g_st_heap);
+    if (!t.p || !t.dfs) {
+        ST_FAIL(&t, "wbgc_attach or malloc failed");
+        free(t.dfs);
+        if (t.p) wbgc_detach(t.p);
+        return NULL;
+    }
+    uint64_t last_collect = now_ns();
+    while (!st_stopping()) {
+        uint64_t r = rnd(&t.rng);
+        int c = (int)(r % ST_ROOTS);
+        if (t.size[c] < ST_MIN) st_grow(&t, c);
+        switch ((r >> 8) % 16) {
+        case 0: case 1: case 2: case 3: st_grow(&t, c); break;
+        case 4: case 5: case 6: st_hold(&t, c); break;
+        case 7: case 8: case 9: st_move(&t, c); break;
+        case 10: case 11: st_memmove(&t, c); break;
+        case 12: case 13: st_handoff(&t, c); break;
+        case 14: st_merge(&t, c); break;
+        default:
+            t.op = "churn";
+            churn(t.p, 4 * KB, 2000, &t.rng);
+            wbgc_safepoint(t.p);
+            break;
+        }
+        t.ops++;
+        if (t.size[c] > ST_CAP && !st_walk_root(&t, c)) break;
+        if (t.ops % 32 == 0 && !st_walk_root(&t, (int)(t.ops / 32 % ST_ROOTS))) break;
+        if (t.idx == 0 && now_ns() - last_collect > 20 * 1000000u) {
+            wbgc_collect(t.p);
+            t.collects++;
+            last_collect = now_ns();
+        }
+    }
+    t.op = "final walk";
+    for (int c = 0; c < ST_ROOTS && !__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED); c++)
+        st_walk_root(&t, c);
+    __atomic_add_fetch(&g_st_ops, t.ops, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_holds, t.holds, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_handoffs, t.handoffs, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_memmoves, t.memmoves, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_walks, t.walks, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_walked, t.walked, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_checks, t.checks, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_collects, t.collects, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_drops, t.drops, __ATOMIC_RELAXED);
+    free(t.dfs);
+    wbgc_detach(t.p);
+    return NULL;
+}
+
+/* st_check_shared: walk every shared slot's component (threads joined). */
+static long st_check_shared(st_thread *t)
+{
+    long nodes = 0;
+    for (int k = 0; k < ST_SHARED && !__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED); k++) {
+        long n = st_walk(t, g_st_shared[k], g_st_shared_id[k]);
+        if (n > 0) nodes += n;
+    }
+    return nodes;
+}
+
+static void stress_run(unsigned flags, int mark_workers)
+{
+    errlog log;
+    pthread_t th[ST_THREADS];
+    st_arg args[ST_THREADS];
+    int started = 0;
+    /* the watchdog allows for the time asked for */
+    alarm(g_timeout + (unsigned)(g_stress_secs + 1));
+    wbgc_heap *h = open_heap(&log, g_stress_gc_percent, flags, mark_workers, 0);
+    REQUIRE(h);
+    g_st_heap = h;
+    g_st_next_id = 0;
+    g_st_lo = UINTPTR_MAX;
+    g_st_hi = 0;
+    g_st_stop = g_st_corrupt = 0;
+    g_st_ops = g_st_holds = g_st_handoffs = g_st_memmoves = g_st_walks = g_st_walked = 0;
+    g_st_checks = g_st_collects = g_st_drops = 0;
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    memset(g_st_shared_id, 0, sizeof g_st_shared_id);
+    memset(g_st_shared_size, 0, sizeof g_st_shared_size);
+    CHECK(wbgc_add_roots(h, g_st_shared, sizeof g_st_shared) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    st_thread mt;   /* the main thread's, for the walks of the shared slots */
+    memset(&mt, 0, sizeof mt);
+    mt.idx = ST_THREADS;
+    mt.op = "shared slots after the threads";
+    mt.p = p;
+    mt.dfs_cap = 1024;
+    mt.dfs = malloc(mt.dfs_cap * sizeof *mt.dfs);
+    REQUIRE(mt.dfs);
+    wbgc_stats s0 = get_stats(h);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < ST_THREADS; i++) {
+        args[i].idx = i;
+        if (pthread_create(&th[i], NULL, st_thread_main, &args[i]) != 0) {
+            FAILF("pthread_create failed");
+            break;
+        }
+        started++;
+    }
+    uint64_t deadline = t0 + (uint64_t)(g_stress_secs * 1e9);
+    wbgc_blocking_begin(p);
+    while (now_ns() < deadline && !__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED))
+        sleep_us(2000);
+    __atomic_store_n(&g_st_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    wbgc_blocking_end(p);
+    uint64_t t1 = now_ns();
+    wbgc_stats s1 = get_stats(h);
+    long n1 = st_check_shared(&mt);
+    mt.op = "shared slots after a last collect";
+    wbgc_collect(p);
+    long n2 = st_check_shared(&mt);
+    if (!__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED))
+        CHECKF(n1 == n2, "shared slots: %ld nodes before a collect, %ld after", n1, n2);
+    uint64_t cyc = s1.cycles - s0.cycles;
+    double secs = (t1 - t0) / 1e9;
+    if (!__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED)) {   /* else: stopped early, on purpose */
+        CHECKF(cyc >= 10, "only %llu cycles ran during %.2f s", (unsigned long long)cyc, secs);
+        CHECKF(g_st_ops >= 100, "only %llu mutations in %.2f s", (unsigned long long)g_st_ops, secs);
+        CHECK(g_st_holds > 0 && g_st_handoffs > 0 && g_st_memmoves > 0 && g_st_walked > 0);
+    }
+    note("%d threads, %.2f s, gc_percent %d: %llu cycles (%llu wbgc_collect), %llu mutations "
+         "(%llu holds, %llu handoffs, %llu memmoves), %llu nodes made, %llu dropped components",
+         started, secs, g_stress_gc_percent, (unsigned long long)cyc,
+         (unsigned long long)g_st_collects, (unsigned long long)g_st_ops,
+         (unsigned long long)g_st_holds, (unsigned long long)g_st_handoffs,
+         (unsigned long long)g_st_memmoves, (unsigned long long)g_st_next_id,
+         (unsigned long long)g_st_drops);
+    note("verified: %llu nodes in %llu full walks, %llu edge/node checks; %ld nodes in the shared slots",
+         (unsigned long long)g_st_walked, (unsigned long long)g_st_walks,
+         (unsigned long long)(g_st_checks + mt.checks), n2);
+    note("stats: %llu pauses, pause max %.1f us, total %.1f ms; %llu wb flushes; assist %.1f ms; "
+         "%.0f MiB allocated; heap live %.0f KiB, sys %.0f KiB",
+         (unsigned long long)(s1.pause_count - s0.pause_count), s1.pause_max_ns / 1e3,
+         (s1.pause_total_ns - s0.pause_total_ns) / 1e6,
+         (unsigned long long)(s1.wb_flushes - s0.wb_flushes), s1.mark_assist_ns / 1e6,
+         (s1.total_alloc - s0.total_alloc) / (double)MB, s1.heap_live / 1024.0, s1.heap_sys / 1024.0);
+    free(mt.dfs);
+    wbgc_remove_roots(h, g_st_shared);
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_stress_concurrent(void) { stress_run(0, -1); }
+static void test_stress_incremental(void) { stress_run(0, 0); }
+static void test_stress_stw(void) { stress_run(WBGC_STW, -1); }
+static void test_stress_check(void) { stress_run(WBGC_CHECK, -1); }
+
+/* =========================================================================
    Check mode, trace, config
    ========================================================================= */
 
@@ -2742,6 +3477,10 @@ static const test_case g_tests[] = {
     {"shuffle_check_mode", test_shuffle_check_mode},
     {"check_mode_reports", test_check_mode_reports},
     {"trace_flag", test_trace_flag},
+    {"stress_concurrent", test_stress_concurrent},
+    {"stress_incremental", test_stress_incremental},
+    {"stress_stw", test_stress_stw},
+    {"stress_check", test_stress_check},
 };
 #define NTESTS ((int)ARRAY_LEN(g_tests))
 
@@ -2825,6 +3564,9 @@ static void read_env(void)
     if ((s = getenv("WBGC_TEST_LIST_NODES")) && atol(s) > 0) g_list_nodes = (size_t)atol(s);
     if ((s = getenv("WBGC_TEST_TIMEOUT")) && atoi(s) > 0) g_timeout = (unsigned)atoi(s);
     if ((s = getenv("WBGC_TEST_TRACE")) && *s && *s != '0') g_extra_flags |= WBGC_TRACE;
+    if ((s = getenv("WBGC_STRESS_SECONDS")) && atof(s) > 0) g_stress_secs = atof(s);
+    if ((s = getenv("WBGC_STRESS_SEED")) && *s) g_stress_seed = strtoull(s, NULL, 0);
+    if ((s = getenv("WBGC_STRESS_GC_PERCENT")) && *s) g_stress_gc_percent = atoi(s);
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
 }

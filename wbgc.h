@@ -1322,7 +1322,7 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
     WBGC__ADD(h->alloc_since, delta);
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
         wbgc__assist(p, delta);
-    } else if (wbgc__heap_estimate(h) + more >= wbgc__trigger(h)) {
+    } else if (wbgc__heap_estimate(h) >= wbgc__trigger(h)) {
         if (h->cfg.flags & WBGC_STW) wbgc__collect_stw(p, 0, "heap reached its goal");
         else wbgc__gc_start(p, 0, "heap reached its trigger");
     }
