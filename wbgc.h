@@ -303,24 +303,36 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
 /* How a cycle runs (numbered as in DESIGN.md):
 
    1. Trigger. Allocation reports its bytes to the pacer when a P refills a
-      span or allocates a large object; when the heap reaches the goal,
-      live_after_last_mark * (1 + gc_percent/100), that P runs a cycle.
-      wbgc_collect runs one at once.
-   2. Stop the world. Every other running P parks at its next safepoint with
-      its registers and stack pointer saved; a P inside a blocking region
-      counts as stopped. Each P's allocation cache is handed back.
-   3. Mark. Roots (registered regions, every P's stack from its saved stack
-      pointer to its base, and its saved registers) shade the objects they
-      point to; grey objects go on an explicit work list and are scanned until
-      none is left. No recursion: a 10-million-node list needs no C stack.
-   4. Sweep. Every span's mark bits become its allocation bits; an empty span
-      goes back to the page heap; long-free page runs go back to the OS.
-   5. Restart the world.
+      span or allocates a large object. When the heap reaches the trigger
+      (70% of the way from what the last cycle found live to the goal,
+      live * (1 + gc_percent/100)), that P starts a cycle. wbgc_collect
+      starts one at once and helps it to its end.
+   2. Sweep termination and mark start (pause 1). The starting P sweeps what
+      the last cycle left unswept, concurrently; then it stops the world
+      (every running P parks at its next safepoint; a P in a blocking region
+      counts as stopped), turns the barrier on and allocation black in every
+      P, asks every P to scan its own stack, and restarts the world. O(Ps).
+   3. Concurrent mark. Background workers (wbgc__worker_main), assists (a P
+      that allocates while marking pays with mark work) and Ps waiting in
+      wbgc_collect drain grey objects: registered roots first (one marker
+      claims them), then stacks (each running P scans its own at its next
+      safepoint; a marker takes over a blocked P and scans it for it), then
+      the work lists. Every pointer store appends (new, old) to the storing
+      P's barrier buffer; a full buffer is flushed into that P's gcWork.
+   4. Mark termination (pause 2). When no work is left anywhere a marker can
+      see, every P hands over its buffer and gcWork at its next safepoint
+      (ragged); if nothing turned up, the world stops, every buffer is checked
+      once more (a barrier may have run after the hand-over: then the world
+      restarts and marking goes on), the barrier goes off, caches go back,
+      and every span becomes unswept. O(Ps + size classes).
+   5. Sweep. Lazily: a P sweeps spans of the class it needs before it
+      allocates from them, and a background sweeper sweeps the rest. A
+      span's mark bits become its allocation bits; an empty span goes back
+      to the page heap; page runs free for two cycles go back to the OS.
 
-   This release runs steps 2-5 with the world stopped (WBGC_STW semantics in
-   every mode). The structures are the concurrent collector's: per-P barrier
-   buffer fields, mark bits set atomically, work buffers exchanged through
-   global lists, allocation that can be made black.
+   WBGC_STW runs 2-5 with the world stopped throughout, the barrier never
+   on. mark_workers = 0 runs no collector thread: marking progresses only
+   through assists and wbgc_collect (incremental mode).
 
    INVARIANTS (named where code relies on them)
 
@@ -343,9 +355,10 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-PAGEMAP    Every page of an in-use span maps to the span; the first
                   and last page of a free run map to the run; other pages of
                   free runs map to NULL.
-   INV-LOCKORDER  gc_lock -> sched_lock -> central[i].lock -> heap lock ->
-                  roots_lock, stats_lock. Never wait for the world while
-                  holding a central or heap lock. */
+   INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> central[i].lock
+                  -> heap lock -> roots_lock, work_lock, stats_lock. Never
+                  wait for the world or a hand-shake while holding a
+                  central, heap, roots or work lock. */
 
 #include <errno.h>
 #include <pthread.h>
