@@ -1100,7 +1100,10 @@ static void test_long_list(void)
     wbgc_collect(p);
     uint64_t t2 = now_ns();
     wbgc_stats st = get_stats(h);
-    CHECK(st.cycles == cyc_build + 1);
+    /* A cycle the build started may still be marking: wbgc_collect finishes
+       it, then runs its own. */
+    CHECKF(st.cycles >= cyc_build + 1 && st.cycles <= cyc_build + 2, "cycles %llu after %llu",
+           (unsigned long long)st.cycles, (unsigned long long)cyc_build);
     CHECKF(st.heap_live >= (uint64_t)built * sizeof(lnode),
            "heap_live %llu for %zu live nodes", (unsigned long long)st.heap_live, built);
     size_t seen = list_check(head, built, &bad);
