@@ -1442,7 +1442,12 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     if (wbgc__report_alloc(p, bytes) < 0) return NULL;
     wbgc__span *s = wbgc__new_span(h, (uint32_t)noscan, npages);
     if (!s) return NULL;
-    if (s->needzero) memset((void *)s->base, 0, bytes);  /* INV-ZERO */
+    /* INV-ZERO. Large runs are zeroed by the kernel, page by page on first
+       touch: no long memset between two safepoints, and untouched pages
+       cost no memory. */
+    if (s->needzero && (bytes < ((size_t)256 << 10) ||
+                        madvise((void *)s->base, bytes, MADV_DONTNEED) != 0))
+        memset((void *)s->base, 0, bytes);
     pthread_mutex_lock(&h->lock);
     if (p->alloc_black) {                                /* allocate black */
         __atomic_fetch_or(&s->markbits[0], (uint64_t)1, __ATOMIC_RELAXED);
