@@ -1672,7 +1672,7 @@ static wbgc__wbuf *wbgc__wbuf_get_empty(wbgc_heap *h)
     pthread_mutex_lock(&h->work_lock);
     wbgc__wbuf *b = h->work_empty;
     if (b) {
-        h->work_empty = b->next;
+        WBGC__STORE(h->work_empty, b->next);
     } else {
         size_t bytes = sizeof(wbgc__wbuf) * WBGC__WBUF_CHUNK;
         char *m = (char *)mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1686,7 +1686,7 @@ static wbgc__wbuf *wbgc__wbuf_get_empty(wbgc_heap *h)
         for (size_t i = 2; i < WBGC__WBUF_CHUNK; i++) {
             wbgc__wbuf *e = (wbgc__wbuf *)(void *)(m + i * sizeof(wbgc__wbuf));
             e->next = h->work_empty;
-            h->work_empty = e;
+            WBGC__STORE(h->work_empty, e);
         }
         b = (wbgc__wbuf *)(void *)(m + sizeof(wbgc__wbuf));
     }
@@ -1696,11 +1696,14 @@ static wbgc__wbuf *wbgc__wbuf_get_empty(wbgc_heap *h)
     return b;
 }
 
+/* The list heads change under work_lock; they are stored with relaxed
+   atomics so that a marker may glance at the full list without the lock
+   (wbgc__gcw_balance) and act on what it saw, right or wrong. */
 static void wbgc__wbuf_put(wbgc_heap *h, wbgc__wbuf **list, wbgc__wbuf *b)
 {
     pthread_mutex_lock(&h->work_lock);
     b->next = *list;
-    *list = b;
+    WBGC__STORE(*list, b);
     pthread_mutex_unlock(&h->work_lock);
 }
 
@@ -1708,7 +1711,7 @@ static wbgc__wbuf *wbgc__wbuf_get_full(wbgc_heap *h)
 {
     pthread_mutex_lock(&h->work_lock);
     wbgc__wbuf *b = h->work_full;
-    if (b) h->work_full = b->next;
+    if (b) WBGC__STORE(h->work_full, b->next);
     pthread_mutex_unlock(&h->work_lock);
     return b;
 }
@@ -1765,6 +1768,29 @@ static inline uintptr_t wbgc__gcw_get(wbgc_heap *h, wbgc__gcwork *g)
 static int wbgc__gcw_empty(const wbgc__gcwork *g)
 {
     return (!g->w1 || !g->w1->n) && (!g->w2 || !g->w2->n);
+}
+
+/* wbgc__gcw_balance gives away part of g's work when the global list is
+   empty, so that idle markers (a worker on the other core) can help: a
+   whole buffer if g holds two, else the older half of its one. */
+static WBGC__NOINLINE void wbgc__gcw_balance(wbgc_heap *h, wbgc__gcwork *g)
+{
+    wbgc__wbuf *b;
+    if (g->w2 && g->w2->n) {
+        b = g->w2;
+        g->w2 = wbgc__wbuf_get_empty(h);
+    } else if (g->w1 && g->w1->n > 8) {
+        size_t half = g->w1->n / 2;
+        b = wbgc__wbuf_get_empty(h);
+        memcpy(b->obj, g->w1->obj, half * sizeof(uintptr_t));
+        b->n = half;
+        memmove(g->w1->obj, g->w1->obj + half, (g->w1->n - half) * sizeof(uintptr_t));
+        g->w1->n -= half;
+    } else {
+        return;
+    }
+    wbgc__wbuf_put(h, &h->work_full, b);
+    pthread_cond_signal(&h->work_cv);
 }
 
 /* wbgc__gcw_dispose hands g's buffers back (empty ones to the empty list,
@@ -1852,10 +1878,13 @@ static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, const uint32_t *stop)
 {
     uintptr_t ring[WBGC__PREFETCH_DEPTH];
-    unsigned head = 0, n = 0, polls = 0;
+    unsigned head = 0, n = 0, polls = 0;  /* every 64th pop: look around */
     uint64_t done = 0;
     for (;;) {
-        if (stop && (++polls & 63) == 0 && WBGC__LOAD(*stop)) budget = 0;
+        if ((++polls & 63) == 0) {
+            if (stop && WBGC__LOAD(*stop)) budget = 0;
+            if (h->nworkers && !WBGC__LOAD(h->work_full)) wbgc__gcw_balance(h, g);
+        }
         if (done >= budget) {  /* hand back what waits in the ring */
             for (; n; n--, head = (head + 1) & (WBGC__PREFETCH_DEPTH - 1))
                 wbgc__gcw_put(h, g, ring[head]);
