@@ -224,7 +224,6 @@ typedef struct wbgc__pfast {
                            written by other threads, read with relaxed loads */
 } wbgc__pfast;
 
-WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val);
 WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val);
 WBGCDEF int  wbgc__safepoint_slow(wbgc_p *p);
 WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
@@ -1617,13 +1616,6 @@ WBGCDEF WBGC__NOINLINE void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
 }
 
-/* wbgc__write_slow: kept for callers built against an older inline fast
-   path: append, flush when full, store. */
-WBGCDEF void wbgc__write_slow(wbgc_p *p, void *slot, void *val)
-{
-    wbgc_write(p, slot, val);
-}
-
 /* wbgc__copy_words moves n aligned words, never splitting a pointer
    (PITFALLS 8), front to back or back to front as the overlap needs. */
 static void wbgc__copy_words(uintptr_t *dst, const uintptr_t *src, size_t n)
@@ -2135,7 +2127,7 @@ static void wbgc__mark_termination(wbgc_heap *h)
     WBGC__STORE(h->phase, WBGC__PHASE_OFF);
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
     pthread_mutex_lock(&h->stats_lock);
-    h->cycles++;
+    WBGC__STORE(h->cycles, h->cycles + 1);  /* read without the lock too */
     pthread_mutex_unlock(&h->stats_lock);
 }
 
@@ -2172,6 +2164,7 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
         }
     }
     uint64_t before = wbgc__heap_estimate(h);
+    uint64_t mark_start = h->mark_start_ns, pause1 = h->start_pause_ns;  /* gc_lock held */
     if (!more) wbgc__mark_termination(h);
     uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
@@ -2184,8 +2177,8 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     pthread_cond_broadcast(&h->work_cv);
     pthread_mutex_unlock(&h->sched_lock);
     if (!more && (h->cfg.flags & WBGC_TRACE))
-        wbgc__trace_cycle(h, "concurrent", h->mark_start_ns, t_end, h->start_pause_ns, t_end - t0,
-                          before, "mark done");
+        wbgc__trace_cycle(h, "concurrent", mark_start, t_end, pause1, t_end - t0, before,
+                          "mark done");
 }
 
 /* =========================================================================
@@ -2464,6 +2457,9 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
     __atomic_store_n(&h->roots_state, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&h->stacks_pending, h->nps, __ATOMIC_RELEASE);
     WBGC__STORE(h->assist_ratio, wbgc__assist_ratio(h));
+    /* Under sched_lock too: the world is stopped, but a mark worker still
+       finishing its last round may be looking for blocked Ps' requests. */
+    pthread_mutex_lock(&h->sched_lock);
     for (wbgc_p *q = h->ps; q; q = q->next) {
         WBGC_ASSERT(!wbgc__p_has_work(q));  /* INV-WBBUF */
         wbgc__wb_reset(h, q);
@@ -2472,6 +2468,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
         q->assist_debt = 0;
         q->req |= WBGC__REQ_SCAN;
     }
+    pthread_mutex_unlock(&h->sched_lock);
     WBGC__STORE(h->phase, WBGC__PHASE_MARK);
     uint64_t t_end = wbgc__now_ns();
     h->mark_start_ns = t0;
@@ -2552,7 +2549,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     }
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
     pthread_mutex_lock(&h->stats_lock);
-    h->cycles++;
+    WBGC__STORE(h->cycles, h->cycles + 1);  /* read without the lock too */
     pthread_mutex_unlock(&h->stats_lock);
     wbgc__finish_sweep(h, NULL);
     uint64_t t_end = wbgc__now_ns();
