@@ -100,6 +100,11 @@ cmd_test() {
     check build-gcc-O2 "$CC" -O2 -g $WARN test.c -o "$OUT/test_O2" $LIBS; stop_on_failure
     run_suite test-gcc-O2 "$OUT/test_O2"; stop_on_failure
 
+    # 1b. the portable barrier (the amd64 asm's twin), optimised
+    check build-gcc-O2-noasm "$CC" -O2 -g $WARN -DWBGC_NO_ASM test.c -o "$OUT/test_noasm" $LIBS
+    stop_on_failure
+    run_suite test-gcc-O2-noasm "$OUT/test_noasm"; stop_on_failure
+
     # 2. debug build with AddressSanitizer + UndefinedBehaviorSanitizer
     local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     if can_build "$CC" $san; then

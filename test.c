@@ -3438,6 +3438,211 @@ static void test_config_defaults(void)
    The table and the runner
    ========================================================================= */
 
+/* =========================================================================
+   The barrier's two paths: amd64 asm and portable C
+   ========================================================================= */
+
+/* barrier_record: n stores through one path, with the buffer's contents
+   copied out before it can fill. The P's barrier is switched on by hand
+   (no cycle runs: gc_percent -1), which only makes stores take the
+   recording path. */
+static void barrier_record(wbgc_p *p, int use_asm, void **slots, void *const *vals, int n,
+                           void **out)
+{
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+    f->wb_on = 1;
+    f->wb_next = p->wbbuf;
+    for (int i = 0; i < n; i++) {
+#if WBGC__HAVE_AMD64
+        if (use_asm) wbgc__amd64_write(p, &slots[i], vals[i]);
+        else wbgc__arch_write(p, &slots[i], vals[i]);
+#else
+        (void)use_asm;
+        wbgc__arch_write(p, &slots[i], vals[i]);
+#endif
+    }
+    memcpy(out, p->wbbuf, (size_t)(f->wb_next - p->wbbuf) * sizeof(void *));
+    f->wb_next = p->wbbuf;
+    f->wb_on = 0;
+}
+
+/* Both paths record the same (new, old) pairs for the same stores, and old
+   is what the slot held before the store (PITFALLS 1); both store. */
+static void test_barrier_paths_agree(void)
+{
+    enum { N = 100 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *vals[N], *slots_a[N], *slots_b[N], *rec_a[2 * N], *rec_b[2 * N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = wbgc_alloc(p, 16 + (size_t)i);
+        slots_a[i] = slots_b[i] = (void *)(uintptr_t)(0x1000 + 16 * i);  /* the old values */
+    }
+    vals[7] = NULL;  /* a NULL store is recorded too */
+    barrier_record(p, 1, slots_a, vals, N, rec_a);
+    barrier_record(p, 0, slots_b, vals, N, rec_b);
+    CHECKF(memcmp(rec_a, rec_b, sizeof rec_a) == 0, "asm and portable barriers recorded different buffers");
+    for (int i = 0; i < N; i++) {
+        CHECKF(rec_a[2 * i] == vals[i], "entry %d: new %p, stored %p", i, rec_a[2 * i], vals[i]);
+        CHECKF(rec_a[2 * i + 1] == (void *)(uintptr_t)(0x1000 + 16 * i),
+               "entry %d: old %p is not what the slot held", i, rec_a[2 * i + 1]);
+        CHECK(slots_a[i] == vals[i] && slots_b[i] == vals[i]);
+    }
+    note("%s", WBGC__HAVE_AMD64 ? "asm path compared with the portable path"
+                                : "portable path only (no amd64 asm in this build)");
+    memset(slots_a, 0, sizeof slots_a);
+    memset(slots_b, 0, sizeof slots_b);
+    CLOSE_HEAP(h, p, &log);
+}
+
+#if WBGC__HAVE_AMD64
+/* tramp_regs (asm below) loads a known pattern into every general-purpose
+   register but rsp, the flags and xmm/ymm0-15, builds the frame a barrier's
+   cold path builds (red zone stepped over, val, slot, p, unwind PC), calls
+   the trampoline, and writes every register as it came back to out:
+   out[0..14] rax rbx rcx rdx rsi rdi rbp r8..r15, out[15] the flags, out[32..]
+   the sixteen 32-byte vector registers (the low 16 bytes each without AVX).
+   out[31] on entry: nonzero to use ymm (AVX). vec: 512 bytes of pattern. */
+void tramp_regs(wbgc_p *p, void *slot, void *val, uint64_t *out, const void *vec);
+__asm__(
+    ".text\n"
+    ".globl tramp_regs\n"
+    ".type tramp_regs, @function\n"
+    "tramp_regs:\n\t"
+    "pushq %rbx\n\tpushq %rbp\n\tpushq %r12\n\tpushq %r13\n\tpushq %r14\n\tpushq %r15\n\t"
+    "pushq %rcx\n\t"                         /* out */
+    "leaq -128(%rsp), %rsp\n\t"
+    "pushq %rdx\n\tpushq %rsi\n\tpushq %rdi\n\tpushq $0\n\t"
+    "cmpq $0, 248(%rcx)\n\t"
+    "je 1f\n\t"
+    "vmovdqu 0(%r8), %ymm0\n\tvmovdqu 32(%r8), %ymm1\n\tvmovdqu 64(%r8), %ymm2\n\t"
+    "vmovdqu 96(%r8), %ymm3\n\tvmovdqu 128(%r8), %ymm4\n\tvmovdqu 160(%r8), %ymm5\n\t"
+    "vmovdqu 192(%r8), %ymm6\n\tvmovdqu 224(%r8), %ymm7\n\tvmovdqu 256(%r8), %ymm8\n\t"
+    "vmovdqu 288(%r8), %ymm9\n\tvmovdqu 320(%r8), %ymm10\n\tvmovdqu 352(%r8), %ymm11\n\t"
+    "vmovdqu 384(%r8), %ymm12\n\tvmovdqu 416(%r8), %ymm13\n\tvmovdqu 448(%r8), %ymm14\n\t"
+    "vmovdqu 480(%r8), %ymm15\n\t"
+    "jmp 2f\n"
+    "1:\n\t"
+    "movdqu 0(%r8), %xmm0\n\tmovdqu 32(%r8), %xmm1\n\tmovdqu 64(%r8), %xmm2\n\t"
+    "movdqu 96(%r8), %xmm3\n\tmovdqu 128(%r8), %xmm4\n\tmovdqu 160(%r8), %xmm5\n\t"
+    "movdqu 192(%r8), %xmm6\n\tmovdqu 224(%r8), %xmm7\n\tmovdqu 256(%r8), %xmm8\n\t"
+    "movdqu 288(%r8), %xmm9\n\tmovdqu 320(%r8), %xmm10\n\tmovdqu 352(%r8), %xmm11\n\t"
+    "movdqu 384(%r8), %xmm12\n\tmovdqu 416(%r8), %xmm13\n\tmovdqu 448(%r8), %xmm14\n\t"
+    "movdqu 480(%r8), %xmm15\n"
+    "2:\n\t"
+    "movabsq $0x1111111111111101, %rax\n\t"
+    "movabsq $0x2222222222222202, %rbx\n\t"
+    "movabsq $0x3333333333333303, %rcx\n\t"
+    "movabsq $0x4444444444444404, %rdx\n\t"
+    "movabsq $0x5555555555555505, %rsi\n\t"
+    "movabsq $0x6666666666666606, %rdi\n\t"
+    "movabsq $0x7777777777777707, %rbp\n\t"
+    "movabsq $0x8888888888888808, %r8\n\t"
+    "movabsq $0x9999999999999909, %r9\n\t"
+    "movabsq $0xaaaaaaaaaaaaaa0a, %r10\n\t"
+    "movabsq $0xbbbbbbbbbbbbbb0b, %r11\n\t"
+    "movabsq $0xcccccccccccccc0c, %r12\n\t"
+    "movabsq $0xdddddddddddddd0d, %r13\n\t"
+    "movabsq $0xeeeeeeeeeeeeee0e, %r14\n\t"
+    "movabsq $0xffffffffffffff0f, %r15\n\t"
+    "pushq $0x8d5\n\t"                       /* CF PF AF ZF SF OF */
+    "popfq\n\t"
+    "call wbgc__amd64_flush_tramp\n\t"
+    "pushfq\n\t"
+    "pushq %rax\n\t"
+    "movq 176(%rsp), %rax\n\t"               /* out: past rax, flags, the frame */
+    "movq %rbx, 8(%rax)\n\tmovq %rcx, 16(%rax)\n\tmovq %rdx, 24(%rax)\n\t"
+    "movq %rsi, 32(%rax)\n\tmovq %rdi, 40(%rax)\n\tmovq %rbp, 48(%rax)\n\t"
+    "movq %r8, 56(%rax)\n\tmovq %r9, 64(%rax)\n\tmovq %r10, 72(%rax)\n\t"
+    "movq %r11, 80(%rax)\n\tmovq %r12, 88(%rax)\n\tmovq %r13, 96(%rax)\n\t"
+    "movq %r14, 104(%rax)\n\tmovq %r15, 112(%rax)\n\t"
+    "popq %rbx\n\tmovq %rbx, 0(%rax)\n\t"
+    "popq %rbx\n\tmovq %rbx, 120(%rax)\n\t"
+    "cmpq $0, 248(%rax)\n\t"
+    "je 3f\n\t"
+    "vmovdqu %ymm0, 256(%rax)\n\tvmovdqu %ymm1, 288(%rax)\n\tvmovdqu %ymm2, 320(%rax)\n\t"
+    "vmovdqu %ymm3, 352(%rax)\n\tvmovdqu %ymm4, 384(%rax)\n\tvmovdqu %ymm5, 416(%rax)\n\t"
+    "vmovdqu %ymm6, 448(%rax)\n\tvmovdqu %ymm7, 480(%rax)\n\tvmovdqu %ymm8, 512(%rax)\n\t"
+    "vmovdqu %ymm9, 544(%rax)\n\tvmovdqu %ymm10, 576(%rax)\n\tvmovdqu %ymm11, 608(%rax)\n\t"
+    "vmovdqu %ymm12, 640(%rax)\n\tvmovdqu %ymm13, 672(%rax)\n\tvmovdqu %ymm14, 704(%rax)\n\t"
+    "vmovdqu %ymm15, 736(%rax)\n\t"
+    "vzeroupper\n\t"
+    "jmp 4f\n"
+    "3:\n\t"
+    "movdqu %xmm0, 256(%rax)\n\tmovdqu %xmm1, 288(%rax)\n\tmovdqu %xmm2, 320(%rax)\n\t"
+    "movdqu %xmm3, 352(%rax)\n\tmovdqu %xmm4, 384(%rax)\n\tmovdqu %xmm5, 416(%rax)\n\t"
+    "movdqu %xmm6, 448(%rax)\n\tmovdqu %xmm7, 480(%rax)\n\tmovdqu %xmm8, 512(%rax)\n\t"
+    "movdqu %xmm9, 544(%rax)\n\tmovdqu %xmm10, 576(%rax)\n\tmovdqu %xmm11, 608(%rax)\n\t"
+    "movdqu %xmm12, 640(%rax)\n\tmovdqu %xmm13, 672(%rax)\n\tmovdqu %xmm14, 704(%rax)\n\t"
+    "movdqu %xmm15, 736(%rax)\n"
+    "4:\n\t"
+    "leaq 160(%rsp), %rsp\n\t"               /* the frame: unwind PC, p, slot, val, red zone */
+    "popq %rcx\n\t"
+    "popq %r15\n\tpopq %r14\n\tpopq %r13\n\tpopq %r12\n\tpopq %rbp\n\tpopq %rbx\n\t"
+    "ret\n\t"
+    ".size tramp_regs, .-tramp_regs\n");
+
+/* The trampoline runs a real flush (a full buffer, in check mode: the store
+   validated too) and gives back every register, the flags and the vector
+   state as they were. The store is a misuse on purpose: a GC pointer into
+   malloc memory, so the flush formats and records a report, and glibc's
+   string functions clobber the vector registers on the way. */
+static void test_amd64_trampoline_preserves_registers(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    int avx = __builtin_cpu_supports("avx") && wbgc__amd64_xsave_size > 0;
+    static const uint64_t want[15] = {
+        0x1111111111111101u, 0x2222222222222202u, 0x3333333333333303u, 0x4444444444444404u,
+        0x5555555555555505u, 0x6666666666666606u, 0x7777777777777707u, 0x8888888888888808u,
+        0x9999999999999909u, 0xaaaaaaaaaaaaaa0au, 0xbbbbbbbbbbbbbb0bu, 0xcccccccccccccc0cu,
+        0xdddddddddddddd0du, 0xeeeeeeeeeeeeee0eu, 0xffffffffffffff0fu};
+    static const char *const names[15] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8",
+                                          "r9", "r10", "r11", "r12", "r13", "r14", "r15"};
+    unsigned char vec[512];
+    for (int i = 0; i < 512; i++) vec[i] = (unsigned char)(i * 7 + 3);
+    static uint64_t out[96];
+    void **slotp = (void **)calloc(1, sizeof(void *));
+    REQUIRE(slotp);
+    void *val = wbgc_alloc(p, 32);
+    for (int round = 0; round < 3; round++) {
+        memset(out, 0, sizeof out);
+        out[31] = (uint64_t)avx;
+        /* One entry appended, the buffer full: as the cold path leaves it. */
+        wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+        f->wb_next = f->wb_end;
+        f->wb_end[-2] = val;
+        f->wb_end[-1] = *slotp;
+        uint64_t flushes0 = get_stats(h).wb_flushes;
+        int e0 = errlog_count(&log);
+        tramp_regs(p, slotp, val, out, vec);
+        CHECKF(errlog_count(&log) == e0 + 1, "check mode did not report the store into malloc memory");
+        CHECKF(f->wb_next == p->wbbuf, "the flush did not run (buffer not emptied)");
+        CHECK(get_stats(h).wb_flushes == flushes0 + 1);
+        for (int r = 0; r < 15; r++)
+            CHECKF(out[r] == want[r], "%s: %#llx after the trampoline, %#llx before", names[r],
+                   (unsigned long long)out[r], (unsigned long long)want[r]);
+        CHECKF((out[15] & 0xcd5) == 0x8d5, "flags %#llx after the trampoline, want CF PF AF ZF SF OF "
+               "set and DF clear", (unsigned long long)out[15]);
+        size_t width = avx ? 32 : 16;
+        for (int v = 0; v < 16; v++)
+            CHECKF(memcmp((unsigned char *)out + 256 + 32 * v, vec + 32 * v, width) == 0,
+                   "%cmm%d changed across the trampoline", avx ? 'y' : 'x', v);
+    }
+    note("general registers, flags and %s0-15 preserved; vector state saved with %s (%u bytes)",
+         avx ? "ymm" : "xmm", wbgc__amd64_xsave_size ? "xsave" : "fxsave",
+         wbgc__amd64_xsave_size ? wbgc__amd64_xsave_size : 512);
+    free(slotp);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+#endif
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -3484,6 +3689,10 @@ static const test_case g_tests[] = {
     {"stress_incremental", test_stress_incremental},
     {"stress_stw", test_stress_stw},
     {"stress_check", test_stress_check},
+    {"barrier_paths_agree", test_barrier_paths_agree},
+#if WBGC__HAVE_AMD64
+    {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
+#endif
 };
 #define NTESTS ((int)ARRAY_LEN(g_tests))
 

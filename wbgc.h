@@ -224,7 +224,8 @@ typedef struct wbgc__pfast {
                            written by other threads, read with relaxed loads */
 } wbgc__pfast;
 
-WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val);
+/* The flush has a fixed symbol name: the amd64 trampoline calls it. */
+WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val) __asm__("wbgc__wb_flush_impl");
 WBGCDEF int  wbgc__safepoint_slow(wbgc_p *p);
 WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
 
@@ -233,6 +234,12 @@ WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
    blocked or parked thread keeps outside its stack. x86-64 SysV: rbx, rbp,
    r12-r15 are callee-saved; everything else is dead across a call. The asm
    reads those registers and rsp, writes only ctx, clobbers nothing. */
+#if defined(__cplusplus)
+#define WBGC__PFAST_ASSERT(c, m) static_assert(c, m)
+#else
+#define WBGC__PFAST_ASSERT(c, m) _Static_assert(c, m)
+#endif
+
 #define WBGC__NCTX   8
 #define WBGC__CTX_SP 6
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
@@ -251,13 +258,15 @@ WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
 #define WBGC__CAPTURE(ctx) ((void)(ctx))
 #endif
 
-/* wbgc_write stores val into *(void **)slot with the write barrier. Use it
-   for every store of a GC pointer into a heap object or a root region. With
-   the barrier off it costs one load and one predicted branch beside the
-   store. With it on (while a cycle marks) it appends the new and the old
-   pointer to this P's buffer; when that fills the buffer, the flush shades
-   the batch. There is no safepoint between the test and the store. */
-static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
+/* The amd64 asm reads wbgc__pfast by offset (wbgc_amd64.h): pinned here. */
+WBGC__PFAST_ASSERT(offsetof(wbgc__pfast, wb_next) == 0, "wbgc_amd64.h: WBGC__AMD64_WB_NEXT");
+WBGC__PFAST_ASSERT(offsetof(wbgc__pfast, wb_end) == 8, "wbgc_amd64.h: WBGC__AMD64_WB_END");
+WBGC__PFAST_ASSERT(offsetof(wbgc__pfast, wb_on) == 16, "wbgc_amd64.h: WBGC__AMD64_WB_ON");
+
+/* wbgc__arch_write: the portable barrier, the twin of the amd64 asm (and
+   the one in use with WBGC_NO_ASM or elsewhere). With marking on it
+   appends (new, old) and, when that fills the buffer, calls the flush. */
+static inline void wbgc__arch_write(wbgc_p *p, void *slot, void *val)
 {
     wbgc__pfast *f = (wbgc__pfast *)(void *)p;
     if (__builtin_expect(f->wb_on != 0, 0)) {
@@ -268,6 +277,32 @@ static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
         if (__builtin_expect(e + 2 == f->wb_end, 0)) wbgc__wb_flush(p, slot, val);
     }
     *(void **)slot = val;
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(WBGC_NO_ASM)
+#define WBGC__HAVE_AMD64 1
+#define WBGC__INSIDE_WBGC_H 1
+#include "wbgc_amd64.h"
+#else
+#define WBGC__HAVE_AMD64 0
+#endif
+
+/* wbgc_write stores val into *(void **)slot with the write barrier. Use it
+   for every store of a GC pointer into a heap object or a root region. With
+   the barrier off it costs one load and one predicted branch beside the
+   store. With it on (while a cycle marks) it appends the new and the old
+   pointer to this P's buffer; when that fills the buffer, the flush shades
+   the batch. There is no safepoint between the test and the store. On
+   x86-64 it is inline asm whose enabled path is out of line and calls a
+   register-saving trampoline (wbgc_amd64.h); WBGC_NO_ASM selects the
+   portable C. */
+static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
+{
+#if WBGC__HAVE_AMD64
+    wbgc__amd64_write(p, slot, val);
+#else
+    wbgc__arch_write(p, slot, val);
+#endif
 }
 
 /* wbgc_safepoint lets the collector stop or ask work of this P. One relaxed
@@ -369,6 +404,10 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#if WBGC__HAVE_AMD64
+#include "wbgc_amd64.h"  /* the trampoline, once */
+#endif
 
 /* glibc declares this only under _GNU_SOURCE, which the includer may not
    have defined before its first system header. */
@@ -490,6 +529,9 @@ static pthread_once_t wbgc__classes_once = PTHREAD_ONCE_INIT;
 
 static void wbgc__classes_init(void)
 {
+#if WBGC__HAVE_AMD64
+    wbgc__amd64_init();
+#endif
     uint32_t n = 1, size = 16;
     while (size <= WBGC__MAX_SMALL) {
         uint32_t pages = 1, elems;
@@ -1608,7 +1650,7 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
    shades the batch into p's mark work, empties the buffer. Never a
    safepoint, never runs a barrier, never waits for the marker (PITFALLS 5,
    9). The caller stores val into slot after it returns. */
-WBGCDEF WBGC__NOINLINE void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
+WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
     if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
