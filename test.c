@@ -3498,6 +3498,65 @@ static void test_barrier_paths_agree(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* wbgc_write2 and wbgc_write_n record what the same stores one at a time
+   would, store every value, and in check mode still validate every store
+   (a bad slot in the middle of a batch is reported). */
+static void test_batched_stores(void)
+{
+    enum { N = 40 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+    static void *vals[N], *slots1[N], *slotsn[N], *rec1[2 * N], *recn[2 * N];
+    void *slot_addrs[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = wbgc_alloc(p, 32);
+        slots1[i] = slotsn[i] = (void *)(uintptr_t)(0x2000 + 16 * i);
+        slot_addrs[i] = &slotsn[i];
+    }
+    barrier_record(p, 1, slots1, vals, N, rec1);
+    f->wb_on = 1;
+    f->wb_next = p->wbbuf;
+    wbgc_write2(p, slot_addrs[0], vals[0], slot_addrs[1], vals[1]);
+    wbgc_write_n(p, slot_addrs + 2, vals + 2, N - 2);
+    CHECKF(f->wb_next == p->wbbuf + 2 * N, "batched stores recorded %d entries, want %d",
+           (int)(f->wb_next - p->wbbuf) / 2, N);
+    memcpy(recn, p->wbbuf, sizeof recn);
+    f->wb_next = p->wbbuf;
+    f->wb_on = 0;
+    CHECKF(memcmp(rec1, recn, sizeof rec1) == 0, "batched and single stores recorded different entries");
+    for (int i = 0; i < N; i++) CHECK(slotsn[i] == vals[i]);
+    /* barrier off: plain stores */
+    wbgc_write2(p, slot_addrs[0], NULL, slot_addrs[1], NULL);
+    CHECK(slotsn[0] == NULL && slotsn[1] == NULL && f->wb_next == p->wbbuf);
+    memset(slots1, 0, sizeof slots1);
+    memset(slotsn, 0, sizeof slotsn);
+    CLOSE_HEAP(h, p, &log);
+
+    /* check mode: every store of a batch validated */
+    h = open_heap(&log, -1, WBGC_CHECK, 0, 0);
+    REQUIRE(h);
+    p = wbgc_attach(h);
+    REQUIRE(p);
+    void **obj = (void **)wbgc_alloc(p, 4 * sizeof(void *));
+    void **bad = (void **)calloc(1, sizeof(void *));
+    REQUIRE(obj && bad);
+    void *v = wbgc_alloc(p, 16);
+    void *bslots[3] = {&obj[0], bad, &obj[2]};
+    void *bvals[3] = {v, v, v};
+    int e0 = errlog_count(&log);
+    wbgc_write_n(p, bslots, bvals, 3);
+    CHECKF(errlog_count(&log) == e0 + 1, "check mode reported %d of the batch's stores, want the one "
+           "into malloc memory", errlog_count(&log) - e0);
+    CHECKF(errlog_has_ptr(&log, e0, bad), "the report does not name the bad slot %p", (void *)bad);
+    CHECK(obj[0] == v && *bad == v && obj[2] == v);
+    free(bad);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
 #if WBGC__HAVE_AMD64
 /* tramp_regs (asm below) loads a known pattern into every general-purpose
    register but rsp, the flags and xmm/ymm0-15, builds the frame a barrier's
@@ -3690,6 +3749,7 @@ static const test_case g_tests[] = {
     {"stress_stw", test_stress_stw},
     {"stress_check", test_stress_check},
     {"barrier_paths_agree", test_barrier_paths_agree},
+    {"batched_stores", test_batched_stores},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif

@@ -227,6 +227,7 @@ typedef struct wbgc__pfast {
 /* The flush has a fixed symbol name: the amd64 trampoline calls it. */
 WBGCDEF void wbgc__wb_flush(wbgc_p *p, void *slot, void *val) __asm__("wbgc__wb_flush_impl");
 WBGCDEF int  wbgc__safepoint_slow(wbgc_p *p);
+WBGCDEF void wbgc__write_unbuffered(wbgc_p *p, void *slot, void *val);
 WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx);
 
 /* WBGC__CAPTURE(ctx) stores the callee-saved registers and the stack pointer
@@ -298,10 +299,72 @@ static inline void wbgc__arch_write(wbgc_p *p, void *slot, void *val)
    portable C. */
 static inline void wbgc_write(wbgc_p *p, void *slot, void *val)
 {
-#if WBGC__HAVE_AMD64
+#if defined(WBGC_UNBUFFERED)
+    /* The eager barrier Go had before its buffered one, kept as a build
+       option only to measure the buffered barrier against. */
+    if (__builtin_expect(((wbgc__pfast *)(void *)p)->wb_on != 0, 0))
+        wbgc__write_unbuffered(p, slot, val);
+    *(void **)slot = val;
+#elif WBGC__HAVE_AMD64
     wbgc__amd64_write(p, slot, val);
 #else
     wbgc__arch_write(p, slot, val);
+#endif
+}
+
+/* wbgc_write_n stores vals[i] into *(void **)slots[i] for i < n, with one
+   barrier check for all of them: with marking on, it reserves room for n
+   entries at once and appends them (or, when the buffer lacks room, takes
+   the stores one at a time). For initialising several pointer fields of a
+   new object: cons cells, closures, vectors. */
+static inline void wbgc_write_n(wbgc_p *p, void *const *slots, void *const *vals, size_t n)
+{
+#if !defined(WBGC_UNBUFFERED)
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+    if (__builtin_expect(f->wb_on != 0, 0)) {
+        void **e = f->wb_next;
+        if (__builtin_expect((size_t)(f->wb_end - e) <= 2 * n, 0)) {
+            /* The batch would fill the buffer (always, in check mode): one
+               at a time, each flush where it falls. */
+            for (size_t i = 0; i < n; i++) wbgc_write(p, slots[i], vals[i]);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            e[2 * i] = vals[i];
+            e[2 * i + 1] = *(void *const *)slots[i];  /* old values, before any store */
+        }
+        f->wb_next = e + 2 * n;
+    }
+    for (size_t i = 0; i < n; i++) *(void **)slots[i] = vals[i];
+#else
+    for (size_t i = 0; i < n; i++) wbgc_write(p, slots[i], vals[i]);
+#endif
+}
+
+/* wbgc_write2: wbgc_write_n for two stores, a into *slot_a and b into
+   *slot_b: a pair's car and cdr. */
+static inline void wbgc_write2(wbgc_p *p, void *slot_a, void *a, void *slot_b, void *b)
+{
+#if !defined(WBGC_UNBUFFERED)
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+    if (__builtin_expect(f->wb_on != 0, 0)) {
+        void **e = f->wb_next;
+        if (__builtin_expect(f->wb_end - e <= 4, 0)) {
+            wbgc_write(p, slot_a, a);
+            wbgc_write(p, slot_b, b);
+            return;
+        }
+        e[0] = a;
+        e[1] = *(void *const *)slot_a;
+        e[2] = b;
+        e[3] = *(void *const *)slot_b;
+        f->wb_next = e + 4;
+    }
+    *(void **)slot_a = a;
+    *(void **)slot_b = b;
+#else
+    wbgc_write(p, slot_a, a);
+    wbgc_write(p, slot_b, b);
 #endif
 }
 
@@ -1656,6 +1719,19 @@ WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void
     if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
     wbgc__wb_drain(h, p, &p->gcw);
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+}
+
+/* wbgc__write_unbuffered: the eager barrier (WBGC_UNBUFFERED builds, for
+   measuring): shades the old and the new value at once, at every store. */
+WBGCDEF WBGC__NOINLINE void wbgc__write_unbuffered(wbgc_p *p, void *slot, void *val)
+{
+    wbgc_heap *h = p->heap;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
+    uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+    uintptr_t vals[2] = {(uintptr_t)val, (uintptr_t)*(void *const *)slot};
+    for (int i = 0; i < 2; i++)
+        if (vals[i] - lo < hi - lo) wbgc__shade(h, &p->gcw, vals[i]);
 }
 
 /* wbgc__copy_words moves n aligned words, never splitting a pointer
