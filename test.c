@@ -3297,6 +3297,61 @@ static NOINLINE void make_dangling(wbgc_p *p, uintptr_t *addrs, int n)
     }
 }
 
+/* make_garbage48: n objects of 48 bytes filled with a pattern, their
+   addresses written to addrs (memory the collector does not scan). */
+static NOINLINE void make_garbage48(wbgc_p *p, uintptr_t *addrs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        unsigned char *q = (unsigned char *)wbgc_alloc(p, 48);
+        memset(q, 0x3c, 48);
+        addrs[i] = (uintptr_t)q;
+    }
+}
+
+/* Check mode poisons what a cycle frees, and reports a write into freed
+   memory when that memory is handed out again. */
+static void test_check_mode_poison(void)
+{
+    enum { NG = 256 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    void *volatile keep = wbgc_alloc(p, 48);  /* keeps the span in use */
+    uintptr_t *g = (uintptr_t *)malloc(NG * sizeof *g);
+    REQUIRE(g && keep);
+    make_garbage48(p, g, NG);
+    scrub_stack();
+    wbgc_collect(p);
+    int poisoned = 0;
+    for (int i = 0; i < NG; i++) {
+        const unsigned char *q = (const unsigned char *)g[i];
+        int all = 1;
+        for (int k = 0; k < 48; k++) all &= q[k] == 0xa5;
+        poisoned += all;
+    }
+    CHECKF(poisoned >= NG / 2, "only %d of %d freed objects hold the poison", poisoned, NG);
+    /* a use after free: write through a stale pointer, then allocate until
+       that memory comes back */
+    unsigned char *victim = NULL;
+    for (int i = 0; i < NG && !victim; i++)
+        if (((const unsigned char *)g[i])[0] == 0xa5) victim = (unsigned char *)g[i];
+    REQUIRE(victim);
+    victim[17] = 0x42;
+    int e0 = errlog_count(&log), reused = 0;
+    for (int i = 0; i < 4 * NG && !reused; i++) reused = wbgc_alloc(p, 48) == (void *)victim;
+    CHECKF(reused, "the freed object %p never came back", (void *)victim);
+    CHECKF(errlog_count(&log) == e0 + 1, "the write after free was reported %d times",
+           errlog_count(&log) - e0);
+    CHECKF(errlog_has_ptr(&log, e0, victim), "the report does not name %p: \"%s\"", (void *)victim,
+           errlog_msg(&log, e0));
+    CHECK(victim[17] == 0);  /* and the object was zeroed all the same */
+    free(g);
+    keep = NULL;
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
 static void *g_check_root[4];
 
 static void test_check_mode_reports(void)
@@ -3743,6 +3798,7 @@ static const test_case g_tests[] = {
     {"shuffle_stw_plain_stores", test_shuffle_stw_plain_stores},
     {"shuffle_check_mode", test_shuffle_check_mode},
     {"check_mode_reports", test_check_mode_reports},
+    {"check_mode_poison", test_check_mode_poison},
     {"trace_flag", test_trace_flag},
     {"stress_concurrent", test_stress_concurrent},
     {"stress_incremental", test_stress_incremental},

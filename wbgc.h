@@ -48,7 +48,12 @@
        WBGC_STATIC            every public function static to the including file
        WBGCDEF                the storage class of public functions (overrides)
        WBGC_ASSERT(x)         internal assertions; default: checked, abort
-       WBGC_NO_ASM            never use the amd64 inline-asm barrier
+       WBGC_NO_ASM            never use the amd64 inline-asm barrier (the
+                              portable C twin instead)
+       WBGC_WBBUF_ENTRIES     barrier buffer entries per P; default 256
+       WBGC_WORKBUF_ENTRIES   grey objects per mark work buffer; default 510
+       WBGC_UNBUFFERED        the eager barrier that shades at every store,
+                              kept only to measure the buffered one against
 
    ON THREADS
 
@@ -74,8 +79,14 @@
    Every store of a GC pointer into memory other than the storing thread's own
    stack — a heap object, a registered root region — goes through wbgc_write
    or wbgc_memmove, NULL stores included: the barrier records the old value
-   too. In WBGC_STW mode plain stores are allowed. A store of a non-pointer
-   into a heap object is a plain store.
+   too. wbgc_write2 / wbgc_write_n do several stores with one check (for
+   initialising a new object's fields). In WBGC_STW mode plain stores are
+   allowed. A store of a non-pointer into a heap object is a plain store.
+   The barrier costs one load and one predicted branch while no cycle
+   marks; while one marks, it appends the old and new pointer to this P's
+   buffer, and a full buffer is shaded in one batch. WBGC_CHECK validates
+   every store (where it lands, what it points to) and poisons freed
+   objects, reporting a write into one when its memory is reused.
 
    WHAT WBGC DOES NOT DO
 
@@ -760,6 +771,7 @@ struct wbgc_p {
     uintptr_t   ctx[WBGC__NCTX];    /* callee-saved registers at park/block */
     jmp_buf     jb;                 /* the same, where no capture exists */
     uint32_t    alloc_black;        /* new objects born marked (mark phase) */
+    uint32_t    check;              /* check mode: verify poison on reuse */
     uint64_t    allocd;             /* bytes allocated; owner writes, relaxed */
     uint64_t    allocd_reported;    /* part of allocd the pacer has seen */
     int64_t     assist_debt;        /* scan work owed, bytes (mark phase) */
@@ -1484,6 +1496,26 @@ static inline uint32_t wbgc__next_free(wbgc__span *s)
     return UINT32_MAX;
 }
 
+/* Check mode fills freed objects with this byte and verifies it when the
+   memory is handed out again: a write through a dangling pointer shows. */
+#define WBGC__POISON 0xa5
+
+/* wbgc__check_poison verifies that free memory about to be reused holds
+   only poison or zero bytes (never-used slots and pages returned to the OS
+   read as zero); anything else was written after it was freed. */
+static WBGC__NOINLINE void wbgc__check_poison(wbgc_p *p, void *obj, size_t size)
+{
+    const unsigned char *b = (const unsigned char *)obj;
+    for (size_t i = 0; i < size; i++) {
+        if (b[i] != WBGC__POISON && b[i] != 0) {
+            wbgc__report(p->heap, "wbgc: misuse: free object %p (%zu bytes) was written after it "
+                         "was freed: byte %zu holds %#x, not the poison %#x (a dangling pointer "
+                         "was used)", obj, size, i, b[i], WBGC__POISON);
+            return;
+        }
+    }
+}
+
 static void wbgc__report_oom(wbgc_heap *h, size_t bytes, int err)
 {
     wbgc__report(h, "wbgc: out of memory: the OS refused %zu bytes for the heap (%s); "
@@ -1584,7 +1616,10 @@ static inline void *wbgc__alloc(wbgc_p *p, size_t size, uint32_t noscan)
     }
     uint64_t bit = (uint64_t)1 << (idx & 63);
     void *obj = (void *)(s->base + idx * s->elemsize);
-    if (s->needzero) memset(obj, 0, s->elemsize);          /* INV-ZERO */
+    if (s->needzero) {                                     /* INV-ZERO */
+        if (WBGC__UNLIKELY(p->check)) wbgc__check_poison(p, obj, s->elemsize);
+        memset(obj, 0, s->elemsize);
+    }
     if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
         __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
         p->black_bytes += s->elemsize;
@@ -2244,9 +2279,18 @@ static void wbgc__mark_termination(wbgc_heap *h)
     }
     WBGC__STORE(h->phase, WBGC__PHASE_OFF);
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
+}
+
+/* wbgc__cycle_done counts a completed cycle and wakes whoever waits for
+   one (wbgc_collect). Its trace line, if any, is printed before. */
+static void wbgc__cycle_done(wbgc_heap *h)
+{
     pthread_mutex_lock(&h->stats_lock);
     WBGC__STORE(h->cycles, h->cycles + 1);  /* read without the lock too */
     pthread_mutex_unlock(&h->stats_lock);
+    pthread_mutex_lock(&h->sched_lock);
+    pthread_cond_broadcast(&h->cycle_cv);
+    pthread_mutex_unlock(&h->sched_lock);
 }
 
 static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint64_t t_end,
@@ -2291,12 +2335,13 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     pthread_mutex_unlock(&h->markdone_lock);
     pthread_mutex_lock(&h->sched_lock);
     if (!more) h->sweep_pending = 1;
-    pthread_cond_broadcast(&h->cycle_cv);
     pthread_cond_broadcast(&h->work_cv);
     pthread_mutex_unlock(&h->sched_lock);
-    if (!more && (h->cfg.flags & WBGC_TRACE))
+    if (more) return;
+    if (h->cfg.flags & WBGC_TRACE)
         wbgc__trace_cycle(h, "concurrent", mark_start, t_end, pause1, t_end - t0, before,
                           "mark done");
+    wbgc__cycle_done(h);
 }
 
 /* =========================================================================
@@ -2317,6 +2362,14 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
         WBGC_ASSERT((s->markbits[w] & ~s->allocbits[w]) == 0);  /* marks only allocated */
     }
     WBGC__ADD(h->freed_total, (uint64_t)(nalloc - nlive) * s->elemsize);
+    if (h->cfg.flags & WBGC_CHECK) {  /* poison every object freed here */
+        for (uint32_t w = 0; w < words; w++) {
+            for (uint64_t dead = s->allocbits[w] & ~s->markbits[w]; dead; dead &= dead - 1) {
+                uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(dead);
+                memset((void *)(s->base + idx * s->elemsize), WBGC__POISON, s->elemsize);
+            }
+        }
+    }
     if (nlive == 0) {
         pthread_mutex_lock(&h->lock);
         wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
@@ -2378,6 +2431,9 @@ static void wbgc__sweep_large(wbgc_heap *h)
             wbgc__list_push(&h->large, s);
         } else {
             WBGC__ADD(h->freed_total, (uint64_t)s->elemsize);
+            /* Check mode: freed large objects read as zero from now on
+               (poison or zero is what reuse accepts). */
+            if (h->cfg.flags & WBGC_CHECK) madvise((void *)s->base, s->elemsize, MADV_DONTNEED);
             wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
         }
     }
@@ -2535,7 +2591,8 @@ static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint6
     fprintf(stderr,
             "wbgc: gc %llu @%.3fs %s (%s): %.3f ms; pauses %.3f + %.3f ms; "
             "heap %.1f -> %.1f MB marked, goal %.1f MB, sys %.1f MB; %d P\n",
-            (unsigned long long)WBGC__LOAD(h->cycles), (double)(t0 - h->start_ns) * 1e-9, kind, why,
+            (unsigned long long)WBGC__LOAD(h->cycles) + 1, (double)(t0 - h->start_ns) * 1e-9, kind,
+            why,
             (double)(t_end - t0) * ms, (double)pause1 * ms, (double)pause2 * ms, (double)before * mb,
             (double)WBGC__LOAD(h->heap_marked) * mb, (double)WBGC__LOAD(h->goal) * mb,
             (double)sys * mb, h->nps);
@@ -2659,26 +2716,21 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
     wbgc__drain(h, g, UINT64_MAX, NULL);
     wbgc__gcw_dispose(h, g);
-    WBGC_ASSERT(h->work_full == NULL);
+    WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
         wbgc__release_caches(h, q, 1);
         wbgc__wb_reset(h, q);  /* check mode records entries that no one needs */
     }
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
-    pthread_mutex_lock(&h->stats_lock);
-    WBGC__STORE(h->cycles, h->cycles + 1);  /* read without the lock too */
-    pthread_mutex_unlock(&h->stats_lock);
     wbgc__finish_sweep(h, NULL);
     uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
     wbgc__record_pause(h, t_end - t0);
-    pthread_mutex_unlock(&h->gc_lock);
-    pthread_mutex_lock(&h->sched_lock);
-    pthread_cond_broadcast(&h->cycle_cv);
-    pthread_mutex_unlock(&h->sched_lock);
     if (h->cfg.flags & WBGC_TRACE)
         wbgc__trace_cycle(h, "stop-the-world", t0, t_end, t_end - t0, 0, before, why);
+    wbgc__cycle_done(h);
+    pthread_mutex_unlock(&h->gc_lock);
 }
 
 WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
@@ -2962,6 +3014,7 @@ WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
     for (size_t i = 0; i < WBGC__NSPC; i++) p->cache[i] = &wbgc__empty_span;
     wbgc__wb_reset(h, p);
     p->fast.wb_on = (h->cfg.flags & WBGC_CHECK) != 0;  /* every barrier validated */
+    p->check = (h->cfg.flags & WBGC_CHECK) != 0;
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
         /* Attached while marking: barrier on, allocation black, and its own
            stack to scan (its thread may hold pointers it was handed). */
