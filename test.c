@@ -3750,7 +3750,8 @@ static void test_amd64_trampoline_preserves_registers(void)
                    "%cmm%d changed across the trampoline", avx ? 'y' : 'x', v);
     }
     note("general registers, flags and %s0-15 preserved; vector state saved with %s (%u bytes)",
-         avx ? "ymm" : "xmm", wbgc__amd64_xsave_size ? "xsave" : "fxsave",
+         avx ? "ymm" : "xmm",
+         !wbgc__amd64_xsave_size ? "fxsave" : wbgc__amd64_xsavec ? "xsavec" : "xsave",
          wbgc__amd64_xsave_size ? wbgc__amd64_xsave_size : 512);
     free(slotp);
     CLOSE_HEAP_ERRS_OK(h, p, &log);

@@ -17,8 +17,9 @@
    - A C function may clobber rax, rcx, rdx, rsi, rdi, r8-r11, the flags and
      every vector register (and the x87/MXCSR state it restores by
      convention): the trampoline saves all of them, the vector state with
-     xsave (size from CPUID leaf 0xD, as glibc's lazy-binding trampoline
-     does) or fxsave where XSAVE is missing.
+     xsavec or xsave (size from CPUID leaf 0xD, as glibc's lazy-binding
+     trampoline does; xrstor reads either form) or fxsave where XSAVE is
+     missing.
    - The flush is called with rsp aligned to 16 (here to 64, for xsave).
 
    The offsets below read wbgc__pfast by hand: wbgc.h pins them with static
@@ -103,6 +104,9 @@ static inline void wbgc__amd64_write(wbgc_p *p, void *slot, void *val)
 /* Bytes of xsave area for the state enabled in XCR0; 0 until
    wbgc__amd64_init has run, and where XSAVE is missing: fxsave then. */
 static uint32_t wbgc__amd64_xsave_size __asm__("wbgc__amd64_xsave_size") __attribute__((used));
+/* Nonzero where XSAVEC exists: the compacted form writes only the state
+   in use, the cheaper save (glibc's lazy-binding trampoline prefers it). */
+static uint32_t wbgc__amd64_xsavec __asm__("wbgc__amd64_xsavec") __attribute__((used));
 
 /* wbgc__amd64_init sizes the vector save area from CPUID. Called once,
    before any barrier can be on. */
@@ -113,7 +117,10 @@ static void wbgc__amd64_init(void)
     int osxsave = (c >> 27) & 1;  /* XSAVE supported and enabled by the OS */
     if (!osxsave) return;
     __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
-    __atomic_store_n(&wbgc__amd64_xsave_size, b, __ATOMIC_RELAXED);  /* for XCR0's state */
+    uint32_t size = b;  /* standard form, XCR0's state: also enough for compacted */
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(1));
+    __atomic_store_n(&wbgc__amd64_xsavec, (a >> 1) & 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&wbgc__amd64_xsave_size, size, __ATOMIC_RELAXED);
 }
 
 /* wbgc__amd64_flush_tramp: called from a barrier's cold path with the frame
@@ -176,6 +183,11 @@ __asm__(
     "movq %rax, 568(%rsp)\n\t"
     "movl $-1, %eax\n\t"
     "movl $-1, %edx\n\t"
+    "cmpl $0, wbgc__amd64_xsavec(%rip)\n\t"
+    "je 7f\n\t"
+    "xsavec (%rsp)\n\t"
+    "jmp 4f\n"
+    "7:\n\t"
     "xsave (%rsp)\n\t"
     "jmp 4f\n"
     "3:\n\t"
