@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 CC=${CC:-gcc}
 command -v "$CC" >/dev/null 2>&1 || CC=cc
 WARN="-Wall -Wextra -Werror"
-LIBS="-pthread"
+LIBS="-pthread -lm"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -48,11 +48,12 @@ PASSED=0
 FAILED=0
 FAILED_NAMES=""
 
-# run_suite NAME BINARY: runs a test binary, adds its "N passed, N failed".
+# run_suite NAME CMD...: runs a test command, adds its "N passed, N failed".
 run_suite() {
-    local name=$1 bin=$2 log="$OUT/$1.log"
+    local name=$1 log="$OUT/$1.log"
+    shift
     echo "== $name"
-    "$bin" > "$log" 2>&1
+    "$@" > "$log" 2>&1
     local rc=$?
     local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -z "$line" ]; then
@@ -147,7 +148,10 @@ cmd_test() {
     fi
     check static-two-units "$CC" -O2 $WARN -DWBGC_STATIC tests/static_a.c tests/static_b.c -o "$OUT/static2" $LIBS
     stop_on_failure
-    run_suite static-two-units-run "$OUT/static2"
+    run_suite static-two-units-run "$OUT/static2"; stop_on_failure
+
+    # 6. the Lisp interpreter's programs, in every collector mode
+    run_suite lisp-tests bash examples/lisp/run_tests.sh "$OUT/lisp"
     finish
 }
 

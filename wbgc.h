@@ -37,7 +37,8 @@
                            under it; an allocation that would still exceed it
                            after a full cycle fails (NULL, after on_error)
        mark_workers  -1    background mark threads; -1 picks from the CPU count;
-                           0: none (incremental mode)
+                           0: none: incremental mode, where marking runs only
+                           in assists (allocation) and wbgc_collect
        flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN.
                            Environment: WBGC_TRACE=1 adds WBGC_TRACE
        on_error      wbgc_default_on_error: prints to stderr; aborts on misuse
@@ -61,9 +62,24 @@
    it to every call. Allocation and wbgc_safepoint are safepoints: the collector
    can stop a P there. A thread that blocks (I/O, locks, sleep, join) brackets
    the blocking with wbgc_blocking_begin/end, so that it never holds up a
-   collection; between the two it must not touch the heap or move GC pointers
-   around (its stack is scanned as it was at wbgc_blocking_begin). A thread
+   collection; between the two it must not read, write or move GC pointers
+   (its stack is scanned as it was at wbgc_blocking_begin). Non-pointer data
+   in objects it already holds (a mutex, a byte buffer) may be used. A thread
    leaving wbgc_blocking_end while the world is stopped waits.
+
+   Waiting for a lock is blocking: if the lock's holder may allocate while
+   holding it, a thread that waits for it outside a blocking region can hold
+   up a stop of the world that the holder waits for (deadlock). Take such
+   locks as: if (pthread_mutex_trylock(m)) { wbgc_blocking_begin(p);
+   pthread_mutex_lock(m); wbgc_blocking_end(p); }
+
+   To hand an object to a new thread, store it in a registered root slot
+   (the argument of pthread_create is memory the collector cannot see); the
+   new thread attaches, copies it to its stack, and clears the slot. A
+   thread detaches before it tells anyone that it is done (the heap may be
+   freed only when no P is attached). Thread-local storage is never
+   scanned. A stack is scanned from its stack pointer to its base, so a big
+   stack costs nothing until it is used.
 
    ON ROOTS
 

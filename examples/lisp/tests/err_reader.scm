@@ -1,0 +1,3 @@
+(println "before")
+(println (+ 1 2)
+(println "never")
