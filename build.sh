@@ -169,6 +169,12 @@ cmd_bench() {
         echo "== $b"
         "$b" "$@"
     done
+    echo "== examples/bench/barrier_callgrind.sh (instructions per store)"
+    bash examples/bench/barrier_callgrind.sh
+    echo "== examples/bench/barrier_size.sh (code bytes per barrier site, spills)"
+    bash examples/bench/barrier_size.sh
+    echo "== examples/lisp/bench.sh (Lisp programs, concurrent vs stop-the-world)"
+    bash examples/lisp/bench.sh "$OUT/lisp"
 }
 
 case "${1:-}" in

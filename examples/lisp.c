@@ -1117,6 +1117,19 @@ static V p_catch(V *a, int n) {   /* (catch-error thunk): the value, or the erro
     return r;
 }
 static V p_gc(V *a, int n) { (void)a; (void)n; wbgc_collect(P); return UNSPEC; }
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+/* pause_p99: the 99th percentile of the pauses still in the stats' ring */
+static uint64_t pause_p99(const wbgc_stats *st) {
+    static uint64_t v[256];
+    size_t n = st->pause_count < 256 ? (size_t)st->pause_count : 256;
+    if (!n) return 0;
+    memcpy(v, st->pause_recent_ns, n * sizeof *v);
+    qsort(v, n, sizeof *v, cmp_u64);
+    return v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+}
 static V p_gcstats(V *a, int n) {
     (void)a; (void)n;
     wbgc_stats st;
@@ -1126,7 +1139,7 @@ static V p_gcstats(V *a, int n) {
         { "heap-goal", st.heap_goal }, { "heap-sys", st.heap_sys }, { "total-alloc", st.total_alloc },
         { "pause-count", st.pause_count }, { "pause-total-ns", st.pause_total_ns },
         { "pause-max-ns", st.pause_max_ns }, { "wb-flushes", st.wb_flushes },
-        { "mark-assist-ns", st.mark_assist_ns },
+        { "mark-assist-ns", st.mark_assist_ns }, { "pause-p99-ns", pause_p99(&st) },
     };
     V r = NIL;
     for (int i = (int)(sizeof f / sizeof f[0]) - 1; i >= 0; i--)
