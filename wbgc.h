@@ -2703,6 +2703,9 @@ static void wbgc__collect_full(wbgc_p *self, const char *why)
     wbgc__gc_start(self, 1, why);
     wbgc__help_until(self, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
     wbgc__finish_sweep(h, self);
+    /* The lists are empty; the background sweeper may still hold a span it
+       took. The cycle is whole only when that one is swept too. */
+    while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
 }
 
 /* wbgc__collect_stw runs one whole cycle with the world stopped throughout
