@@ -76,14 +76,7 @@ static void usage(FILE *f) {
 }
 
 static long arg_long(int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) { usage(stderr); exit(2); }
-    char *end;
-    long v = strtol(argv[++*i], &end, 10);
-    if (*end || v <= 0) {
-        fprintf(stderr, "alloc: %s wants a positive number, not '%s'\n", argv[*i - 1], argv[*i]);
-        exit(2);
-    }
-    return v;
+    return bench_arg_long(argc, argv, i, 1, usage, "alloc");
 }
 
 static void parse_args(int argc, char **argv) {

@@ -127,14 +127,7 @@ static void usage(FILE *f) {
 }
 
 static long arg_long(int argc, char **argv, int *i, long min) {
-    if (*i + 1 >= argc) { usage(stderr); exit(2); }
-    char *end;
-    long v = strtol(argv[++*i], &end, 10);
-    if (*end || v < min) {
-        fprintf(stderr, "barrier: %s wants a number >= %ld, not '%s'\n", argv[*i - 1], min, argv[*i]);
-        exit(2);
-    }
-    return v;
+    return bench_arg_long(argc, argv, i, min, usage, "barrier");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -166,17 +159,6 @@ static void parse_args(int argc, char **argv) {
     if (opt.depth > 28) { fprintf(stderr, "barrier: --depth at most 28\n"); exit(2); }
 }
 
-/* loadavg: the first three fields of /proc/loadavg */
-static const char *loadavg(void) {
-    static char buf[64];
-    snprintf(buf, sizeof buf, "unknown");
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f) return buf;
-    double a, b, c;
-    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3) snprintf(buf, sizeof buf, "%.2f %.2f %.2f", a, b, c);
-    fclose(f);
-    return buf;
-}
 
 static void die(const char *what) {
     fprintf(stderr, "barrier: %s\n", what);

@@ -47,6 +47,32 @@ static void proc_field(const char *file, const char *key, char *out, size_t n) {
     fclose(f);
 }
 
+/* loadavg: the first three fields of /proc/loadavg */
+__attribute__((unused)) static const char *loadavg(void) {
+    static char buf[64];
+    snprintf(buf, sizeof buf, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return buf;
+    double a, b, c;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3) snprintf(buf, sizeof buf, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+    return buf;
+}
+
+/* bench_arg_long reads the number after option argv[*i] (advancing *i): at
+   least min, or the program (prog) exits 2 with a message or its usage. */
+__attribute__((unused)) static long bench_arg_long(int argc, char **argv, int *i, long min,
+                                                   void (*usage)(FILE *), const char *prog) {
+    if (*i + 1 >= argc) { usage(stderr); exit(2); }
+    char *end;
+    long v = strtol(argv[++*i], &end, 10);
+    if (*end || v < min) {
+        fprintf(stderr, "%s: %s wants a number >= %ld, not '%s'\n", prog, argv[*i - 1], min, argv[*i]);
+        exit(2);
+    }
+    return v;
+}
+
 static void bench_print_machine(void) {
     char cpu[256], mhz[64], mem[64];
     struct utsname u;

@@ -206,19 +206,6 @@ static const char *dur(double ns) {
     return b;
 }
 
-/* proc_field copies the value of the first "key<spaces>: value" line */
-
-/* loadavg: the first three fields of /proc/loadavg */
-static const char *loadavg(void) {
-    static char buf[64];
-    snprintf(buf, sizeof buf, "unknown");
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f) return buf;
-    double a, b, c;
-    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3) snprintf(buf, sizeof buf, "%.2f %.2f %.2f", a, b, c);
-    fclose(f);
-    return buf;
-}
 
 static void print_machine(void) {
     bench_print_machine();
