@@ -55,44 +55,49 @@
 #define WBGC__AMD64_FRAME 168
 
 /* wbgc__amd64_write: the barrier and the store.
-   Reads: p->wb_on; with it on, p->wb_next, p->wb_end, *slot.
-   Writes: *slot; with it on, the two buffer entries and p->wb_next.
-   Clobbers: two scratch registers (outputs e and t), the flags, memory.
-   With the barrier off: one compare with memory, one not-taken branch, the
-   store. The enabled path appends (val, *slot); when the append lands on
-   wb_end it calls wbgc__amd64_flush_tramp, which preserves every register,
-   then goes back to the store. No safepoint anywhere in between. */
+   The test of wb_on and the store are C, so that the compiler can share one
+   load of wb_on between adjacent barriers (nothing on the not-taken path can
+   change it: it changes only at safepoints) and can schedule the store.
+   The enabled path is one asm block whose body lives in .text.unlikely.
+   Reads: p->wb_next, p->wb_end, *slot. Writes: the two buffer entries and
+   p->wb_next. Clobbers: two scratch registers (outputs e and t), the flags,
+   memory (the flush changes the P). It appends (val, *slot); when the
+   append lands on wb_end it calls wbgc__amd64_flush_tramp, which preserves
+   every register; then control comes back to the store. No safepoint
+   anywhere in between. */
 static inline void wbgc__amd64_write(wbgc_p *p, void *slot, void *val)
 {
-    void **e, *t;
-    __asm__ volatile(
-        "cmpl $0, " WBGC__AMD64_STR(WBGC__AMD64_WB_ON) "(%[p])\n\t"
-        "jne 2f\n"
-        "1:\n\t"
-        "movq %[val], (%[slot])\n\t"
-        ".pushsection .text.unlikely,\"ax\",@progbits\n"
-        "2:\n\t"
-        "movq " WBGC__AMD64_STR(WBGC__AMD64_WB_NEXT) "(%[p]), %[e]\n\t"
-        "movq %[val], (%[e])\n\t"              /* e[0] = new */
-        "movq (%[slot]), %[t]\n\t"
-        "movq %[t], 8(%[e])\n\t"               /* e[1] = old, read before the store */
-        "leaq 16(%[e]), %[e]\n\t"
-        "movq %[e], " WBGC__AMD64_STR(WBGC__AMD64_WB_NEXT) "(%[p])\n\t"
-        "cmpq %[e], " WBGC__AMD64_STR(WBGC__AMD64_WB_END) "(%[p])\n\t"
-        "jne 1b\n\t"
-        "leaq -128(%%rsp), %%rsp\n\t"          /* step over the red zone */
-        "pushq %[val]\n\t"
-        "pushq %[slot]\n\t"
-        "pushq %[p]\n\t"
-        "leaq 1b(%%rip), %[t]\n\t"
-        "pushq %[t]\n\t"                       /* unwind PC */
-        "call wbgc__amd64_flush_tramp\n\t"
-        "leaq " WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-8(%%rsp), %%rsp\n\t"
-        "jmp 1b\n\t"
-        ".popsection\n"
-        : [e] "=&r"(e), [t] "=&r"(t)
-        : [p] "r"(p), [slot] "r"(slot), [val] "r"(val)
-        : "cc", "memory");
+    const wbgc__pfast *f = (const wbgc__pfast *)(const void *)p;
+    if (__builtin_expect(f->wb_on != 0, 0)) {
+        void **e, *t;
+        __asm__ volatile(
+            "jmp 2f\n"
+            "1:\n\t"
+            ".pushsection .text.unlikely,\"ax\",@progbits\n"
+            "2:\n\t"
+            "movq " WBGC__AMD64_STR(WBGC__AMD64_WB_NEXT) "(%[p]), %[e]\n\t"
+            "movq %[val], (%[e])\n\t"              /* e[0] = new */
+            "movq (%[slot]), %[t]\n\t"
+            "movq %[t], 8(%[e])\n\t"               /* e[1] = old, read before the store */
+            "leaq 16(%[e]), %[e]\n\t"
+            "movq %[e], " WBGC__AMD64_STR(WBGC__AMD64_WB_NEXT) "(%[p])\n\t"
+            "cmpq %[e], " WBGC__AMD64_STR(WBGC__AMD64_WB_END) "(%[p])\n\t"
+            "jne 1b\n\t"
+            "leaq -128(%%rsp), %%rsp\n\t"          /* step over the red zone */
+            "pushq %[val]\n\t"
+            "pushq %[slot]\n\t"
+            "pushq %[p]\n\t"
+            "leaq 1b(%%rip), %[t]\n\t"
+            "pushq %[t]\n\t"                       /* unwind PC: back in the hot path */
+            "call wbgc__amd64_flush_tramp\n\t"
+            "leaq " WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-8(%%rsp), %%rsp\n\t"
+            "jmp 1b\n\t"
+            ".popsection\n"
+            : [e] "=&r"(e), [t] "=&r"(t)
+            : [p] "r"(p), [slot] "r"(slot), [val] "r"(val)
+            : "cc", "memory");
+    }
+    *(void **)slot = val;
 }
 
 #endif /* WBGC_AMD64_H */
