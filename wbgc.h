@@ -1674,6 +1674,7 @@ static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p, int unswept)
    ========================================================================= */
 
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v);
+static inline void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v);
 static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
 
 /* wbgc__wb_reset empties p's barrier buffer: one entry in check mode, so
@@ -1697,10 +1698,25 @@ static void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
     void **e = p->fast.wb_next;
     p->fast.wb_next = NULL;
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
-        uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+        /* Neighbouring entries repeat values and spans (a node's old and new
+           children, fields of one object): skip a value seen in the last two
+           entries, and reuse the last span found while v falls inside it.
+           In-use spans do not change while marking runs. */
+        uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi), seen1 = 0, seen2 = 0;
+        wbgc__span *ls = NULL;
+        uintptr_t ls_base = 0, ls_bytes = 0;
         for (void **b = p->wbbuf; b < e; b++) {
             uintptr_t v = (uintptr_t)*b;
-            if (v - lo < hi - lo) wbgc__shade(h, g, v);  /* NULL and non-heap skipped */
+            if (v - lo >= hi - lo || v == seen1 || v == seen2) continue;  /* NULL, non-heap */
+            seen2 = seen1;
+            seen1 = v;
+            if (v - ls_base >= ls_bytes) {
+                ls = wbgc__span_of(h, v);
+                if (!ls) continue;
+                ls_base = ls->base;
+                ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
+            }
+            wbgc__shade_in(h, g, ls, v);
         }
     }
     wbgc__wb_reset(h, p);
@@ -1985,11 +2001,10 @@ static void wbgc__active(wbgc_heap *h, int d)
 
 /* wbgc__shade greys the object v points into (interior pointers too), if v
    points into an allocated object not yet marked. Any value may come here
-   (PITFALLS 7): it never faults and never complains. */
-static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
+   (PITFALLS 7): it never faults and never complains. wbgc__shade_in: the
+   same, with v's in-use span already found. */
+static inline void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v)
 {
-    wbgc__span *s = wbgc__span_of(h, v);
-    if (!s) return;
     uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
     if (idx >= s->nelems) return;                 /* the span's tail waste */
     uint64_t bit = (uint64_t)1 << (idx & 63);
@@ -1999,6 +2014,12 @@ static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
     g->bytes_marked += s->elemsize;
     if (!s->noscan) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
+}
+
+static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
+{
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (s) wbgc__shade_in(h, g, s, v);
 }
 
 /* wbgc__scan_range shades every aligned word in [lo, hi). It reads memory
