@@ -859,8 +859,9 @@ struct wbgc_heap {
                                         work_lock */
     uint64_t        cycle_marked;    /* bytes marked this cycle; atomic */
     uint64_t        assist_ratio;    /* scan bytes owed per byte, x 2^16 */
-    uint64_t        mark_start_ns;
+    uint64_t        mark_start_ns;   /* these three: gc_lock */
     uint64_t        start_pause_ns;
+    const char     *start_why;       /* what started the cycle, for the trace */
     int             shutdown;        /* sched_lock: threads exit */
     int             nworkers;
     pthread_t      *workers;
@@ -2364,6 +2365,7 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     }
     uint64_t before = wbgc__heap_estimate(h);
     uint64_t mark_start = h->mark_start_ns, pause1 = h->start_pause_ns;  /* gc_lock held */
+    const char *why = h->start_why;
     if (!more) wbgc__mark_termination(h);
     uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
@@ -2376,8 +2378,7 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     pthread_mutex_unlock(&h->sched_lock);
     if (more) return;
     if (h->cfg.flags & WBGC_TRACE)
-        wbgc__trace_cycle(h, "concurrent", mark_start, t_end, pause1, t_end - t0, before,
-                          "mark done");
+        wbgc__trace_cycle(h, "concurrent", mark_start, t_end, pause1, t_end - t0, before, why);
     wbgc__cycle_done(h);
 }
 
@@ -2685,13 +2686,13 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
     uint64_t t_end = wbgc__now_ns();
     h->mark_start_ns = t0;
     h->start_pause_ns = t_end - t0;
+    h->start_why = why;
     wbgc__start_world(h);  /* sets every P's preempt from its requests */
     wbgc__record_pause(h, t_end - t0);
     pthread_mutex_unlock(&h->gc_lock);
     pthread_mutex_lock(&h->sched_lock);
     pthread_cond_broadcast(&h->work_cv);
     pthread_mutex_unlock(&h->sched_lock);
-    (void)why;
 }
 
 /* wbgc__help_until makes self help the marker until `target` cycles have
