@@ -3561,6 +3561,74 @@ static void test_barrier_paths_agree(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* The insertion half of the barrier while a stack is grey. After mark start
+   a P's stack is grey until its scan; a pointer it moves from its stack into
+   a black object and then drops is kept alive only by the new half of that
+   store's buffer entry. Once the stack is black the drain shades old halves
+   only (stack_black), so the entries appended while it was grey must be
+   drained, both halves, before the flag is set, and the flag must start
+   every cycle clear. The pointer is kept hidden (xor-ed) between calls so
+   that no stale stack word keeps it alive. */
+#define GREY_MASK ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
+static NOINLINE uintptr_t grey_make_hidden(wbgc_p *p)
+{
+    uint64_t *x = wbgc_alloc_noscan(p, 64);
+    if (!x) return 0;
+    x[0] = 0x6772657973746b21ull;
+    return (uintptr_t)x ^ GREY_MASK;
+}
+static NOINLINE void grey_store_hidden(wbgc_p *p, void **slot, uintptr_t hidden)
+{
+    wbgc_write(p, slot, (void *)(hidden ^ GREY_MASK));
+}
+static NOINLINE int grey_allocated(wbgc_heap *h, uintptr_t hidden)
+{
+    uintptr_t v = hidden ^ GREY_MASK;
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    return (WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1;
+}
+
+static void test_insertion_half_while_stack_grey(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);  /* no mark threads: nothing races */
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *root[1];
+    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
+    void **b = wbgc_alloc(p, 16);
+    REQUIRE(b);
+    wbgc_write(p, &root[0], b);
+    for (int round = 0; round < 3; round++) {
+        wbgc_collect(p);  /* a whole cycle: the previous one left p's stack black */
+        uintptr_t hidden = grey_make_hidden(p);
+        REQUIRE(hidden);
+        scrub_stack();
+        wbgc__gc_start(p, 1, "test");  /* mark start; p's own scan waits for its next safepoint */
+        REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK);
+        CHECKF(!p->stack_black, "round %d: p's stack reads black at mark start", round);
+        /* b black: shaded and scanned (it holds nothing yet) */
+        wbgc__shade(h, &p->gcw, (uintptr_t)b);
+        wbgc__drain(h, &p->gcw, UINT64_MAX, NULL);
+        grey_store_hidden(p, &b[0], hidden);  /* the pointer now lives only in b */
+        scrub_stack();
+        wbgc_safepoint(p);                    /* the stack scan: it is not there */
+        CHECKF(p->stack_black, "round %d: p's stack not black after its scan", round);
+        wbgc_collect(p);  /* ends this cycle (and sweeps), then runs another */
+        CHECKF(grey_allocated(h, hidden), "round %d: object %p stored from a grey stack into "
+               "a black one was freed", round, (void *)(hidden ^ GREY_MASK));
+        CHECK(b[0] == (void *)(hidden ^ GREY_MASK));
+        if (b[0]) CHECK(((uint64_t *)b[0])[0] == 0x6772657973746b21ull);
+        wbgc_write(p, &b[0], NULL);
+    }
+    wbgc_write(p, &root[0], NULL);
+    wbgc_remove_roots(h, root);
+    CLOSE_HEAP(h, p, &log);
+}
+
 /* wbgc_write2 and wbgc_write_n record what the same stores one at a time
    would, store every value, and in check mode still validate every store
    (a bad slot in the middle of a batch is reported). */
@@ -3814,6 +3882,7 @@ static const test_case g_tests[] = {
     {"stress_stw", test_stress_stw},
     {"stress_check", test_stress_check},
     {"barrier_paths_agree", test_barrier_paths_agree},
+    {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
     {"batched_stores", test_batched_stores},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},

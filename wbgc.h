@@ -788,6 +788,10 @@ struct wbgc_p {
     jmp_buf     jb;                 /* the same, where no capture exists */
     uint32_t    alloc_black;        /* new objects born marked (mark phase) */
     uint32_t    check;              /* check mode: verify poison on reuse */
+    uint32_t    stack_black;        /* this cycle's scan of its stack is done,
+                                       with the buffer drained just before:
+                                       entries appended since need only their
+                                       old half (INV-TRICOLOUR) */
     uint64_t    allocd;             /* bytes allocated; owner writes, relaxed */
     uint64_t    allocd_reported;    /* part of allocd the pacer has seen */
     int64_t     assist_debt;        /* scan work owed, bytes (mark phase) */
@@ -1706,7 +1710,13 @@ static void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
         uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi), seen1 = 0, seen2 = 0;
         wbgc__span *ls = NULL;
         uintptr_t ls_base = 0, ls_bytes = 0;
-        for (void **b = p->wbbuf; b < e; b++) {
+        /* The new half of an entry matters only while the writer's stack is
+           grey (Go's hybrid barrier: Dijkstra's insertion half covers
+           pointers moved out of a stack not yet scanned). Once p's stack is
+           black, the buffer holds only entries appended since, and the old
+           halves (Yuasa's deletion half) are what keeps INV-TRICOLOUR. */
+        ptrdiff_t step = p->stack_black ? 2 : 1;
+        for (void **b = p->wbbuf + (step - 1); b < e; b += step) {
             uintptr_t v = (uintptr_t)*b;
             if (v - lo >= hi - lo || v == seen1 || v == seen2) continue;  /* NULL, non-heap */
             seen2 = seen1;
@@ -2009,9 +2019,13 @@ static inline void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, 
     uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
     if (idx >= s->nelems) return;                 /* the span's tail waste */
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
+    /* The mark bit first: a set one means allocated (no span is swept
+       while a cycle marks, INV-MARKCLEAR), and most values a barrier or a
+       scan meets are marked already, so their allocation word, on another
+       cache line, is never touched. */
     uint64_t *mw = &s->markbits[idx >> 6];
     if (WBGC__LOAD(*mw) & bit) return;
+    if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
     g->bytes_marked += s->elemsize;
     if (!s->noscan) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
@@ -2108,13 +2122,26 @@ static uint64_t wbgc__scan_p(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
     return p->stack_hi - lo;
 }
 
+/* wbgc__scan_stack_black is the root job of one P's stack in the mark
+   phase: drains its barrier buffer (both halves: they were appended while
+   the stack was grey), scans the stack, and marks it black, so that its
+   barrier's new values need no shading from now on. p is the caller, or
+   taken. */
+static uint64_t wbgc__scan_stack_black(wbgc_heap *h, wbgc__gcwork *g, wbgc_p *p)
+{
+    wbgc__wb_drain(h, p, g);
+    uint64_t n = wbgc__scan_p(h, g, p);
+    p->stack_black = 1;
+    return n;
+}
+
 /* wbgc__scan_own_stack: the root job a running P does at its safepoint
    (a ragged handshake: no global stop). This frame stays live while it
    scans, so saving the context here covers every caller. */
 static WBGC__NOINLINE void wbgc__scan_own_stack(wbgc_heap *h, wbgc_p *p)
 {
     WBGC__SAVE_CONTEXT(p);
-    wbgc__scan_p(h, &p->gcw, p);
+    wbgc__scan_stack_black(h, &p->gcw, p);
 }
 
 /* wbgc__flush_p hands p's barrier buffer (shaded) and mark work to the
@@ -2162,7 +2189,7 @@ static uint64_t wbgc__help_blocked(wbgc_heap *h, wbgc__gcwork *g)
     pthread_mutex_lock(&h->sched_lock);
     while ((q = wbgc__take_blocked(h, WBGC__REQ_SCAN, &got)) != NULL) {
         pthread_mutex_unlock(&h->sched_lock);
-        done += wbgc__scan_p(h, g, q) + 1;
+        done += wbgc__scan_stack_black(h, g, q) + 1;
         __atomic_fetch_sub(&h->stacks_pending, 1, __ATOMIC_RELEASE);
         pthread_mutex_lock(&h->sched_lock);
         wbgc__give_back(h, q, got);
@@ -2678,6 +2705,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
         wbgc__wb_reset(h, q);
         q->fast.wb_on = 1;   /* INV-TRICOLOUR: on everywhere before anything is black */
         q->alloc_black = 1;
+        q->stack_black = 0;
         q->assist_debt = 0;
         q->req |= WBGC__REQ_SCAN;
     }
@@ -3061,6 +3089,7 @@ WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
            stack to scan (its thread may hold pointers it was handed). */
         p->fast.wb_on = 1;
         p->alloc_black = 1;
+        p->stack_black = 0;
         p->req |= WBGC__REQ_SCAN;
         __atomic_fetch_add(&h->stacks_pending, 1, __ATOMIC_RELEASE);
     }
