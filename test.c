@@ -3780,14 +3780,12 @@ __asm__(
    state as they were. The store is a misuse on purpose: a GC pointer into
    malloc memory, so the flush formats and records a report, and glibc's
    string functions clobber the vector registers on the way. */
-static void test_amd64_trampoline_preserves_registers(void)
+/* tramp_check: one flush through the trampoline from inside tramp_regs,
+   every register checked after it; want_full: whether it must have taken
+   the full flush (vector state saved) rather than the general-register one. */
+static void tramp_check(wbgc_heap *h, wbgc_p *p, errlog *log, int avx, void **slotp, void *val,
+                        int want_full, int want_report, const char *what)
 {
-    errlog log;
-    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, 0, 0);
-    REQUIRE(h);
-    wbgc_p *p = wbgc_attach(h);
-    REQUIRE(p);
-    int avx = __builtin_cpu_supports("avx") && wbgc__amd64_xsave_size > 0;
     static const uint64_t want[15] = {
         0x1111111111111101u, 0x2222222222222202u, 0x3333333333333303u, 0x4444444444444404u,
         0x5555555555555505u, 0x6666666666666606u, 0x7777777777777707u, 0x8888888888888808u,
@@ -3795,42 +3793,77 @@ static void test_amd64_trampoline_preserves_registers(void)
         0xdddddddddddddd0du, 0xeeeeeeeeeeeeee0eu, 0xffffffffffffff0fu};
     static const char *const names[15] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8",
                                           "r9", "r10", "r11", "r12", "r13", "r14", "r15"};
+    static uint64_t out[96];
     unsigned char vec[512];
     for (int i = 0; i < 512; i++) vec[i] = (unsigned char)(i * 7 + 3);
-    static uint64_t out[96];
+    memset(out, 0, sizeof out);
+    out[31] = (uint64_t)avx;
+    /* One entry appended, the buffer full: as the cold path leaves it. */
+    wbgc__pfast *f = (wbgc__pfast *)(void *)p;
+    f->wb_next = f->wb_end;
+    f->wb_end[-2] = val;
+    f->wb_end[-1] = *slotp;
+    uint64_t flushes0 = get_stats(h).wb_flushes, full0 = p->wb_full_flushes;
+    int e0 = errlog_count(log);
+    tramp_regs(p, slotp, val, out, vec);
+    CHECKF(errlog_count(log) == e0 + want_report, "%s: %d reports, want %d", what,
+           errlog_count(log) - e0, want_report);
+    CHECKF(f->wb_next == p->wbbuf, "%s: the flush did not run (buffer not emptied)", what);
+    CHECKF(get_stats(h).wb_flushes == flushes0 + 1, "%s: wb_flushes did not count it", what);
+    CHECKF(p->wb_full_flushes - full0 == (uint64_t)want_full, "%s: %s flush expected", what,
+           want_full ? "the full (vector-saving)" : "the general-register");
+    for (int r = 0; r < 15; r++)
+        CHECKF(out[r] == want[r], "%s: %s: %#llx after the trampoline, %#llx before", what,
+               names[r], (unsigned long long)out[r], (unsigned long long)want[r]);
+    CHECKF((out[15] & 0xcd5) == 0x8d5, "%s: flags %#llx after the trampoline, want CF PF AF ZF "
+           "SF OF set and DF clear", what, (unsigned long long)out[15]);
+    size_t width = avx ? 32 : 16;
+    for (int v = 0; v < 16; v++)
+        CHECKF(memcmp((unsigned char *)out + 256 + 32 * v, vec + 32 * v, width) == 0,
+               "%s: %cmm%d changed across the trampoline", what, avx ? 'y' : 'x', v);
+}
+
+static void test_amd64_trampoline_preserves_registers(void)
+{
+    int avx = 0;
     void **slotp = (void **)calloc(1, sizeof(void *));
     REQUIRE(slotp);
-    void *val = wbgc_alloc(p, 32);
-    for (int round = 0; round < 3; round++) {
-        memset(out, 0, sizeof out);
-        out[31] = (uint64_t)avx;
-        /* One entry appended, the buffer full: as the cold path leaves it. */
-        wbgc__pfast *f = (wbgc__pfast *)(void *)p;
-        f->wb_next = f->wb_end;
-        f->wb_end[-2] = val;
-        f->wb_end[-1] = *slotp;
-        uint64_t flushes0 = get_stats(h).wb_flushes;
-        int e0 = errlog_count(&log);
-        tramp_regs(p, slotp, val, out, vec);
-        CHECKF(errlog_count(&log) == e0 + 1, "check mode did not report the store into malloc memory");
-        CHECKF(f->wb_next == p->wbbuf, "the flush did not run (buffer not emptied)");
-        CHECK(get_stats(h).wb_flushes == flushes0 + 1);
-        for (int r = 0; r < 15; r++)
-            CHECKF(out[r] == want[r], "%s: %#llx after the trampoline, %#llx before", names[r],
-                   (unsigned long long)out[r], (unsigned long long)want[r]);
-        CHECKF((out[15] & 0xcd5) == 0x8d5, "flags %#llx after the trampoline, want CF PF AF ZF SF OF "
-               "set and DF clear", (unsigned long long)out[15]);
-        size_t width = avx ? 32 : 16;
-        for (int v = 0; v < 16; v++)
-            CHECKF(memcmp((unsigned char *)out + 256 + 32 * v, vec + 32 * v, width) == 0,
-                   "%cmm%d changed across the trampoline", avx ? 'y' : 'x', v);
+    for (int mode = 0; mode < 2; mode++) {
+        errlog log;
+        wbgc_heap *h = open_heap(&log, -1, mode ? 0 : WBGC_CHECK, 0, 0);
+        REQUIRE(h);
+        /* the first heap sized the save area from CPUID */
+        avx = __builtin_cpu_supports("avx") && wbgc__amd64_xsave_size > 0;
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        void *val = wbgc_alloc(p, 32);
+        if (mode == 0) {
+            /* check mode: every flush is the full one, and reports the
+               store into malloc memory */
+            for (int round = 0; round < 3; round++)
+                tramp_check(h, p, &log, avx, slotp, val, 1, 1, "check mode");
+        } else {
+            /* marking off: the general-register flush only resets */
+            tramp_check(h, p, &log, avx, slotp, val, 0, 0, "marking off");
+            wbgc__gc_start(p, 1, "test");
+            REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK);
+            /* marking on, before p has mark work buffers: the full flush */
+            REQUIRE(!p->gcw.w1);
+            tramp_check(h, p, &log, avx, slotp, val, 1, 0, "marking on, first flush");
+            /* then, with room in them, the general-register flush shades */
+            for (int round = 0; round < 3; round++) {
+                void *fresh = wbgc_alloc(p, 32);  /* allocated black */
+                tramp_check(h, p, &log, avx, slotp, round ? val : fresh, 0, 0, "marking on");
+            }
+            wbgc_collect(p);
+        }
+        CLOSE_HEAP_ERRS_OK(h, p, &log);
     }
-    note("general registers, flags and %s0-15 preserved; vector state saved with %s (%u bytes)",
-         avx ? "ymm" : "xmm",
+    note("general registers, flags and %s0-15 preserved through both flushes; vector state "
+         "saved with %s (%u bytes)", avx ? "ymm" : "xmm",
          !wbgc__amd64_xsave_size ? "fxsave" : wbgc__amd64_xsavec ? "xsavec" : "xsave",
          wbgc__amd64_xsave_size ? wbgc__amd64_xsave_size : 512);
     free(slotp);
-    CLOSE_HEAP_ERRS_OK(h, p, &log);
 }
 #endif
 

@@ -527,6 +527,17 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 #define WBGC__NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
 #endif
 
+/* WBGC__GPR_ONLY: code the barrier's flush trampoline may call without
+   saving the vector state (wbgc__wb_flush_fast and what it inlines): only
+   general registers, no vector or x87 instruction. A function with it can be
+   inlined anywhere; one without it is never inlined into one with it (the
+   compilers call it instead), so every helper of the fast flush has it. */
+#if WBGC__HAVE_AMD64
+#define WBGC__GPR_ONLY __attribute__((target("general-regs-only")))
+#else
+#define WBGC__GPR_ONLY
+#endif
+
 #define WBGC__LOAD(x)      __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define WBGC__STORE(x, v)  __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define WBGC__ADD(x, v)    __atomic_fetch_add(&(x), (v), __ATOMIC_RELAXED)
@@ -797,6 +808,8 @@ struct wbgc_p {
     int64_t     assist_debt;        /* scan work owed, bytes (mark phase) */
     uint64_t    black_bytes;        /* bytes allocated black this cycle */
     uint64_t    wb_flushes;         /* owner writes, relaxed */
+    uint64_t    wb_full_flushes;    /* of those, through wbgc__wb_flush (on
+                                       amd64: with the vector state saved) */
     wbgc__gcwork gcw;               /* grey objects from its barrier and stack */
     wbgc_p     *next;               /* heap's attached or free list */
     wbgc__span *cache[WBGC__NSPC];  /* current span per span class */
@@ -983,7 +996,7 @@ static inline void wbgc__set_page(wbgc_heap *h, uintptr_t addr, wbgc__span *s)
 
 /* wbgc__span_of returns the in-use span holding addr, or NULL. Any value may
    come here (conservative roots, integers): it never faults. */
-static inline wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
+static inline WBGC__GPR_ONLY wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
 {
     uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
     if (addr - lo >= hi - lo) return NULL;
@@ -1679,14 +1692,15 @@ static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p, int unswept)
    ========================================================================= */
 
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v);
-static inline void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v);
+static inline WBGC__GPR_ONLY void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s,
+                                                 uintptr_t v);
 static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
 
 /* wbgc__wb_reset empties p's barrier buffer: one entry in check mode, so
    that every barrier takes the slow path. INV-WBBUF: (end - next) is a
    whole number of entries, so an append lands exactly on end (PITFALLS 2).
    Called by p's thread, or with p stopped. */
-static void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
+static WBGC__GPR_ONLY void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
 {
     size_t n = (h->cfg.flags & WBGC_CHECK) ? 1 : WBGC_WBBUF_ENTRIES;
     p->fast.wb_next = p->wbbuf;
@@ -1698,7 +1712,7 @@ static void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
    empties it. While it runs the buffer is poisoned: a barrier reaching it
    (which nothing should: PITFALLS 9) faults at once. Called by p's thread,
    or with p stopped or taken. */
-static void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
+static WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
 {
     void **e = p->fast.wb_next;
     p->fast.wb_next = NULL;
@@ -1797,6 +1811,30 @@ WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void
     if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
     wbgc__wb_drain(h, p, &p->gcw);
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+    WBGC__STORE(p->wb_full_flushes, p->wb_full_flushes + 1);
+}
+
+/* wbgc__wb_flush_fast: the flush the amd64 trampoline tries first, before
+   it saves the vector state (xsave and xrstor of an AVX-512 state cost more
+   than shading a whole buffer). General registers only (WBGC__GPR_ONLY) and
+   no call: it runs only when p's mark work buffers have room for every
+   object the buffer could grey, so wbgc__gcw_put never leaves them. Returns
+   1 when it emptied the buffer; 0 when the full wbgc__wb_flush must run
+   instead (check mode, mark work buffers too full or not there yet). */
+WBGCDEF int wbgc__wb_flush_fast(wbgc_p *p) __asm__("wbgc__wb_flush_fast_impl");
+WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_fast(wbgc_p *p)
+{
+    wbgc_heap *h = p->heap;
+    if (h->cfg.flags & WBGC_CHECK) return 0;
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        const wbgc__gcwork *g = &p->gcw;
+        size_t need = (size_t)(p->fast.wb_next - p->wbbuf);
+        if (p->stack_black) need /= 2;
+        if (!g->w1 || 2 * (size_t)WBGC_WORKBUF_ENTRIES - g->w1->n - g->w2->n < need) return 0;
+    }
+    wbgc__wb_drain(h, p, &p->gcw);
+    WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+    return 1;
 }
 
 /* wbgc__write_unbuffered: the eager barrier (WBGC_UNBUFFERED builds, for
@@ -1920,10 +1958,21 @@ static WBGC__NOINLINE wbgc__wbuf *wbgc__gcw_put_slow(wbgc_heap *h, wbgc__gcwork 
     return g->w1;
 }
 
-static inline void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+/* wbgc__gcw_put pushes a grey object. With room in w1 or w2 it calls
+   nothing (wbgc__wb_flush_fast counts on it); only when both are full does
+   it go to the global lists. */
+static inline WBGC__GPR_ONLY void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__wbuf *b = g->w1;
-    if (WBGC__UNLIKELY(!b || b->n == WBGC_WORKBUF_ENTRIES)) b = wbgc__gcw_put_slow(h, g);
+    if (WBGC__UNLIKELY(!b || b->n == WBGC_WORKBUF_ENTRIES)) {
+        if (b && g->w2->n < WBGC_WORKBUF_ENTRIES) {
+            g->w1 = g->w2;
+            g->w2 = b;
+            b = g->w1;
+        } else {
+            b = wbgc__gcw_put_slow(h, g);
+        }
+    }
     b->obj[b->n++] = obj;
 }
 
@@ -2014,7 +2063,8 @@ static void wbgc__active(wbgc_heap *h, int d)
    points into an allocated object not yet marked. Any value may come here
    (PITFALLS 7): it never faults and never complains. wbgc__shade_in: the
    same, with v's in-use span already found. */
-static inline void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v)
+static inline WBGC__GPR_ONLY void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s,
+                                                 uintptr_t v)
 {
     uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
     if (idx >= s->nelems) return;                 /* the span's tail waste */

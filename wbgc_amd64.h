@@ -130,8 +130,10 @@ static void wbgc__amd64_init(void)
 
 /* wbgc__amd64_flush_tramp: called from a barrier's cold path with the frame
    described at WBGC__AMD64_FRAME. Saves rbp, the flags, rax, rcx, rdx, rsi,
-   rdi, r8-r11 and the vector state (xsave, or fxsave), aligns the stack,
-   calls wbgc__wb_flush(p, slot, val), restores everything, returns. CFI
+   rdi, r8-r11, aligns the stack and calls wbgc__wb_flush_fast(p), which uses
+   general registers only; when that could not empty the buffer, saves the
+   vector state too (xsave, or fxsave) and calls wbgc__wb_flush(p, slot,
+   val). Restores everything, returns. CFI
    describes every save, so gdb and perf unwind through it into the caller.
    Local to the translation unit with WBGC_STATIC (each has its own). */
 __asm__(
@@ -169,6 +171,13 @@ __asm__(
     ".cfi_offset %r10, -" WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-80\n\t"
     "pushq %r11\n\t"
     ".cfi_offset %r11, -" WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-88\n\t"
+    /* First the flush that touches general registers only: done, when it
+       could empty the buffer on its own. */
+    "andq $-16, %rsp\n\t"
+    "movq 24(%rbp), %rdi\n\t"
+    "call wbgc__wb_flush_fast_impl\n\t"
+    "testl %eax, %eax\n\t"
+    "jnz 6f\n\t"
     /* The vector state: below the saves, 64-byte aligned. */
     "movl wbgc__amd64_xsave_size(%rip), %eax\n\t"
     "testl %eax, %eax\n\t"
