@@ -442,7 +442,9 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
       claims them), then stacks (each running P scans its own at its next
       safepoint; a marker takes over a blocked P and scans it for it), then
       the work lists. Every pointer store appends (new, old) to the storing
-      P's barrier buffer; a full buffer is flushed into that P's gcWork.
+      P's barrier buffer; a full buffer is flushed into that P's gcWork
+      (the old values; the new ones too while that P's stack is grey: a
+      stack scan drains the buffer first, then marks the stack black).
    4. Mark termination (pause 2). When no work is left anywhere a marker can
       see, every P hands over its buffer and gcWork at its next safepoint
       (ragged); if nothing turned up, the world stops, every buffer is checked
@@ -470,9 +472,10 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
                   sched_lock).
    INV-TRICOLOUR  A black object never points to a white one unless a grey
                   object or a barrier buffer holds a path to it. Kept by the
-                  hybrid barrier (old and new value shaded), allocation black
-                  during marking, and each stack scanned once; needs the
-                  barrier on in every P before any object is black.
+                  hybrid barrier (old value shaded; new value too while the
+                  writer's stack is grey), allocation black during
+                  marking, and each stack scanned once; needs the barrier
+                  on in every P before any object is black.
    INV-ZERO       Memory returned by an allocation is zeroed: a span or page
                   run with needzero clear holds only zero bytes in its free
                   slots.

@@ -20,6 +20,10 @@
      xsavec or xsave (size from CPUID leaf 0xD, as glibc's lazy-binding
      trampoline does; xrstor reads either form) or fxsave where XSAVE is
      missing.
+   - Saving the vector state costs more than most flushes (~160 ns for an
+     AVX-512 state here), so the trampoline first calls a flush compiled to
+     use general registers only (wbgc__wb_flush_fast, which calls nothing),
+     and saves the vector state only when that one cannot finish.
    - The flush is called with rsp aligned to 16 (here to 64, for xsave).
 
    The offsets below read wbgc__pfast by hand: wbgc.h pins them with static
