@@ -3629,6 +3629,64 @@ static void test_insertion_half_while_stack_grey(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* The general-register flush stops before an entry that could need the
+   global work lists (the P's two mark work buffers without room for all the
+   entry may grey: two objects while the stack is grey), keeps the entries
+   left, whole, at the front of the barrier buffer, and the full flush then
+   shades them: no entry is lost. */
+static int is_marked(wbgc_heap *h, const void *o)
+{
+    wbgc__span *s = wbgc__span_of(h, (uintptr_t)o);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)o - s->base) * s->divmagic) >> 32);
+    return (WBGC__LOAD(s->markbits[i >> 6]) >> (i & 63)) & 1;
+}
+
+static void test_flush_stops_when_work_full(void)
+{
+    enum { N = 8, ROOM = 4, DONE = ROOM - 1 };  /* DONE: entries shaded before the stop */
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *objs[N + 1];
+    REQUIRE(wbgc_add_roots(h, objs, sizeof objs) == 0);
+    for (int i = 0; i <= N; i++) wbgc_write(p, &objs[i], wbgc_alloc(p, 32));
+    wbgc__gc_start(p, 1, "test");
+    REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->stack_black);
+    /* objs[N], marked, fills the P's work buffers up to ROOM free slots */
+    wbgc__shade(h, &p->gcw, (uintptr_t)objs[N]);
+    REQUIRE(p->gcw.w1);
+    while (p->gcw.w1->n + p->gcw.w2->n < 2 * WBGC_WORKBUF_ENTRIES - ROOM)
+        wbgc__gcw_put(h, &p->gcw, (uintptr_t)objs[N]);
+    for (int i = 0; i < N; i++) CHECK(!is_marked(h, objs[i]));
+    /* N entries: new = objs[i] (white), old = NULL */
+    for (int i = 0; i < N; i++) {
+        p->wbbuf[2 * i] = objs[i];
+        p->wbbuf[2 * i + 1] = NULL;
+    }
+    p->fast.wb_next = p->wbbuf + 2 * N;
+    CHECKF(wbgc__wb_flush_fast(p) == 0, "the general-register flush finished with no room left");
+    CHECKF(p->fast.wb_next == p->wbbuf + 2 * (N - DONE), "%td words left in the buffer, want %d",
+           p->fast.wb_next - p->wbbuf, 2 * (N - DONE));
+    for (int i = 0; i < N; i++)
+        CHECKF(is_marked(h, objs[i]) == (i < DONE), "objs[%d] %s after the stop", i,
+               is_marked(h, objs[i]) ? "marked" : "not marked");
+    for (int i = 0; i < N - DONE; i++)
+        CHECKF(p->wbbuf[2 * i] == objs[DONE + i] && p->wbbuf[2 * i + 1] == NULL,
+               "entry %d after the stop: (%p, %p), want (%p, NULL)", i, p->wbbuf[2 * i],
+               p->wbbuf[2 * i + 1], objs[DONE + i]);
+    static void *slot;
+    wbgc__wb_flush(p, &slot, NULL);  /* the full flush, as the trampoline would call it */
+    CHECK(p->fast.wb_next == p->wbbuf);
+    for (int i = 0; i < N; i++) CHECKF(is_marked(h, objs[i]), "objs[%d] not marked by the full flush", i);
+    wbgc_collect(p);
+    for (int i = 0; i <= N; i++) wbgc_write(p, &objs[i], NULL);
+    wbgc_remove_roots(h, objs);
+    CLOSE_HEAP(h, p, &log);
+}
+
 /* wbgc_write2 and wbgc_write_n record what the same stores one at a time
    would, store every value, and in check mode still validate every store
    (a bad slot in the middle of a batch is reported). */
@@ -3916,6 +3974,7 @@ static const test_case g_tests[] = {
     {"stress_check", test_stress_check},
     {"barrier_paths_agree", test_barrier_paths_agree},
     {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
+    {"flush_stops_when_work_full", test_flush_stops_when_work_full},
     {"batched_stores", test_batched_stores},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},

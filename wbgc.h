@@ -1703,6 +1703,8 @@ static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
    that every barrier takes the slow path. INV-WBBUF: (end - next) is a
    whole number of entries, so an append lands exactly on end (PITFALLS 2).
    Called by p's thread, or with p stopped. */
+static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g);
+
 static WBGC__GPR_ONLY void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
 {
     size_t n = (h->cfg.flags & WBGC_CHECK) ? 1 : WBGC_WBBUF_ENTRIES;
@@ -1711,11 +1713,15 @@ static WBGC__GPR_ONLY void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
     WBGC_ASSERT((p->fast.wb_end - p->fast.wb_next) % 2 == 0);  /* INV-WBBUF */
 }
 
-/* wbgc__wb_drain shades every pointer in p's barrier buffer into g and
-   empties it. While it runs the buffer is poisoned: a barrier reaching it
-   (which nothing should: PITFALLS 9) faults at once. Called by p's thread,
-   or with p stopped or taken. */
-static WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
+/* wbgc__wb_drain_to shades every pointer in p's barrier buffer into g and
+   empties it; returns 1. While it runs the buffer is poisoned: a barrier
+   reaching it (which nothing should: PITFALLS 9) faults at once. With
+   `local`, it stops before an entry that could need the global work lists
+   (both of g's buffers full), moves the entries left to the front of the
+   buffer and returns 0: then it called nothing, so it may run without the
+   vector state saved (wbgc__wb_flush_fast). Called by p's thread, or with p
+   stopped or taken. */
+static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g, int local)
 {
     void **e = p->fast.wb_next;
     p->fast.wb_next = NULL;
@@ -1734,6 +1740,17 @@ static WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork 
            halves (Yuasa's deletion half) are what keeps INV-TRICOLOUR. */
         ptrdiff_t step = p->stack_black ? 2 : 1;
         for (void **b = p->wbbuf + (step - 1); b < e; b += step) {
+            /* local: at each entry's first half, room for all it may grey
+               (3 - step objects), or stop and keep the rest, whole entries,
+               for the full flush */
+            if (local && WBGC__UNLIKELY(g->w1->n + 2 > WBGC_WORKBUF_ENTRIES) &&
+                (step == 2 || !((b - p->wbbuf) & 1)) &&
+                2 * WBGC_WORKBUF_ENTRIES - g->w1->n - g->w2->n < (size_t)(3 - step)) {
+                void **from = p->wbbuf + ((b - p->wbbuf) & ~(ptrdiff_t)1), **to = p->wbbuf;
+                while (from < e) *to++ = *from++;
+                p->fast.wb_next = to;
+                return 0;
+            }
             uintptr_t v = (uintptr_t)*b;
             if (v - lo >= hi - lo || v == seen1 || v == seen2) continue;  /* NULL, non-heap */
             seen2 = seen1;
@@ -1748,6 +1765,12 @@ static WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork 
         }
     }
     wbgc__wb_reset(h, p);
+    return 1;
+}
+
+static inline WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
+{
+    (void)wbgc__wb_drain_to(h, p, g, 0);
 }
 
 /* wbgc__check_store validates a barriered store in check mode: a GC pointer
@@ -1813,6 +1836,7 @@ WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void
     wbgc_heap *h = p->heap;
     if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
     wbgc__wb_drain(h, p, &p->gcw);
+    wbgc__gcw_make_room(h, &p->gcw);
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
     WBGC__STORE(p->wb_full_flushes, p->wb_full_flushes + 1);
 }
@@ -1820,22 +1844,17 @@ WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void
 /* wbgc__wb_flush_fast: the flush the amd64 trampoline tries first, before
    it saves the vector state (xsave and xrstor of an AVX-512 state cost more
    than shading a whole buffer). General registers only (WBGC__GPR_ONLY) and
-   no call: it runs only when p's mark work buffers have room for every
-   object the buffer could grey, so wbgc__gcw_put never leaves them. Returns
-   1 when it emptied the buffer; 0 when the full wbgc__wb_flush must run
-   instead (check mode, mark work buffers too full or not there yet). */
+   no call: it shades as long as p's two mark work buffers have room, so
+   wbgc__gcw_put never leaves them. Returns 1 when it emptied the buffer; 0
+   when the full wbgc__wb_flush must run instead, on what is left: check
+   mode, no mark work buffers yet, or both full. */
 WBGCDEF int wbgc__wb_flush_fast(wbgc_p *p) __asm__("wbgc__wb_flush_fast_impl");
 WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_fast(wbgc_p *p)
 {
     wbgc_heap *h = p->heap;
     if (h->cfg.flags & WBGC_CHECK) return 0;
-    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
-        const wbgc__gcwork *g = &p->gcw;
-        size_t need = (size_t)(p->fast.wb_next - p->wbbuf);
-        if (p->stack_black) need /= 2;
-        if (!g->w1 || 2 * (size_t)WBGC_WORKBUF_ENTRIES - g->w1->n - g->w2->n < need) return 0;
-    }
-    wbgc__wb_drain(h, p, &p->gcw);
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->gcw.w1) return 0;
+    if (!wbgc__wb_drain_to(h, p, &p->gcw, 1)) return 0;
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
     return 1;
 }
@@ -1964,6 +1983,30 @@ static WBGC__NOINLINE wbgc__wbuf *wbgc__gcw_put_slow(wbgc_heap *h, wbgc__gcwork 
 /* wbgc__gcw_put pushes a grey object. With room in w1 or w2 it calls
    nothing (wbgc__wb_flush_fast counts on it); only when both are full does
    it go to the global lists. */
+/* wbgc__gcw_make_room gives g its buffers if it has none (mark phase), or
+   hands its second buffer, if that holds work, to the global list (where
+   idle markers find it) and puts the emptier buffer first: so that the next
+   flushes of a barrier buffer can shade without the global lists
+   (wbgc__wb_flush_fast). */
+static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g)
+{
+    if (!g->w1) {
+        if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
+        g->w1 = wbgc__wbuf_get_empty(h);
+        g->w2 = wbgc__wbuf_get_empty(h);
+        return;
+    }
+    if (g->w2->n) {
+        wbgc__wbuf_put(h, &h->work_full, g->w2);
+        g->w2 = wbgc__wbuf_get_empty(h);
+    }
+    if (g->w1->n > WBGC_WORKBUF_ENTRIES / 2) {
+        wbgc__wbuf *t = g->w1;
+        g->w1 = g->w2;
+        g->w2 = t;
+    }
+}
+
 static inline WBGC__GPR_ONLY void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__wbuf *b = g->w1;

@@ -475,6 +475,7 @@ typedef struct {
     double   wall_ns, cpu_ns;      /* the whole run; cpu: this thread's        */
     double   safepoint_ns;         /* wall time inside wbgc_safepoint          */
     uint64_t flushes, cycles;
+    uint64_t full_flushes;        /* of those, through the full flush       */
 } run_result;
 
 static double thread_cpu_ns(void) { return now_ns(CLOCK_THREAD_CPUTIME_ID); }
@@ -487,6 +488,7 @@ static run_result run_kernel(wbgc_heap *h, wbgc_p *p, kernel_fn k, void *ctx, lo
     memset(&r, 0, sizeof r);
     wbgc_stats s0, s1;
     wbgc_get_stats(h, &s0);
+    uint64_t full0 = p->wb_full_flushes;
     double w0 = now_ns(CLOCK_MONOTONIC), c0 = thread_cpu_ns(), t = w0;
     for (long done = 0; done < iters; done += batch) {
         long n = iters - done < batch ? iters - done : batch;
@@ -505,6 +507,7 @@ static run_result run_kernel(wbgc_heap *h, wbgc_p *p, kernel_fn k, void *ctx, lo
     r.cpu_ns = thread_cpu_ns() - c0;
     wbgc_get_stats(h, &s1);
     r.flushes = s1.wb_flushes - s0.wb_flushes;
+    r.full_flushes = p->wb_full_flushes - full0;
     r.cycles = s1.cycles - s0.cycles;
     return r;
 }
@@ -703,16 +706,17 @@ static void print_desched(int on) {
 static void print_on_details(void) {
     printf("| loop | variant | ns/store marking on | ns/store marking off (same runs) "
            "| whole run ns/store | stores with marking on | flushes per 1000 stores on "
-           "| cycles per run | thread cpu / wall | descheduled |\n");
-    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+           "| full flushes | cycles per run | thread cpu / wall | descheduled |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int f = 0; f < NFAMILIES; f++) {
         for (int v = 0; v < NVARIANTS; v++) {
             run_result *rr = res[1][f][v];
             if (!rr) continue;
-            double fl[256], cy[256], cw[256];
+            double fl[256], ff[256], cy[256], cw[256];
             int n = 0;
             for (int r = 0; r < opt.rounds && n < 256; r++, n++) {
                 fl[n] = rr[r].on_stores ? 1000.0 * (double)rr[r].flushes / (double)rr[r].on_stores : 0;
+                ff[n] = rr[r].flushes ? 100.0 * (double)rr[r].full_flushes / (double)rr[r].flushes : 0;
                 cy[n] = (double)rr[r].cycles;
                 cw[n] = rr[r].cpu_ns / rr[r].wall_ns;
             }
@@ -720,14 +724,16 @@ static void print_on_details(void) {
             cell_ns(med(1, f, v, m_on));
             cell_ns(med(1, f, v, m_off));
             cell_ns(med(1, f, v, m_whole));
-            printf(" %.1f%% | %.2f | %.1f | %.2f | %.1f%% |\n", 100 * med(1, f, v, m_onfrac),
-                   median(fl, n), median(cy, n), median(cw, n), 100 * med(1, f, v, m_desched));
+            printf(" %.1f%% | %.2f | %.1f%% | %.1f | %.2f | %.1f%% |\n", 100 * med(1, f, v, m_onfrac),
+                   median(fl, n), median(ff, n), median(cy, n), median(cw, n), 100 * med(1, f, v, m_desched));
         }
     }
     printf("\nns/store marking on: the on-batches only, buffer flushes included. whole run: "
            "wall time over all stores, pauses and marking-off stretches included. flushes: "
            "the heap's wb_flushes over the run, per 1000 stores made with marking on "
-           "(one per %d barriers expected for the buffered barrier). thread cpu / wall: "
+           "(one per %d barriers expected for the buffered barrier); full flushes: the share "
+           "of them that went through wbgc__wb_flush (on the amd64 path, those that saved "
+           "the vector state: the general-register flush could not finish). thread cpu / wall: "
            "below 1 when the measured thread waited in safepoints (pauses) or was "
            "descheduled. descheduled: the share of the run the thread was off its CPU "
            "outside safepoints.\n\n", WBGC_WBBUF_ENTRIES);
