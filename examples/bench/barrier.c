@@ -11,7 +11,8 @@
  *   unbuffered  the eager barrier: with marking on it calls
  *               wbgc__write_unbuffered, which shades the old and the new
  *               value at once, at every store (Go before its buffered one)
- *   wbgc_write2 (cons only) one check for a cell's two fields
+ *   wbgc_write2 one check for two stores: a cons cell's two fields, a tree
+ *               step's swap (the tree loops)
  *
  * The loops (every variant runs the same C code, only the store differs):
  *   big tree      Go's BenchmarkWriteBarrier: a complete binary tree of
@@ -310,7 +311,7 @@ typedef struct {
     const char *name;
 } walker;
 
-#define DEFINE_REVERSE(NAME, STORE)                                     \
+#define DEFINE_REVERSE(NAME, STORE, PAIRED)                             \
     static NOINLINE uint64_t NAME(wbgc_p *p, void *ctx, long n) {       \
         walker *w = ctx;                                                \
         node **stack = w->stack, *root = w->root;                       \
@@ -321,8 +322,12 @@ typedef struct {
             node *x = stack[tos], *l = x->l;                            \
             if (!l) { tos--; continue; }                                \
             node *r = x->r;                                             \
-            STORE(p, &x->l, r);                                         \
-            STORE(p, &x->r, l);                                         \
+            if (PAIRED) {                                               \
+                wbgc_write2(p, &x->l, r, &x->r, l);                     \
+            } else {                                                    \
+                STORE(p, &x->l, r);                                     \
+                STORE(p, &x->r, l);                                     \
+            }                                                           \
             stack[tos] = r;                                             \
             stack[tos + 1] = l;                                         \
             tos++;                                                      \
@@ -331,10 +336,11 @@ typedef struct {
         w->tos = tos;                                                   \
         return stores;                                                  \
     }
-DEFINE_REVERSE(rev_plain, st_plain)
-DEFINE_REVERSE(rev_write, st_write)
-DEFINE_REVERSE(rev_c, st_c)
-DEFINE_REVERSE(rev_unbuf, st_unbuf)
+DEFINE_REVERSE(rev_plain, st_plain, 0)
+DEFINE_REVERSE(rev_write, st_write, 0)
+DEFINE_REVERSE(rev_c, st_c, 0)
+DEFINE_REVERSE(rev_unbuf, st_unbuf, 0)
+DEFINE_REVERSE(rev_write2, st_write, 1)  /* one wbgc_write2 for the swap's two stores */
 
 /* The 32-site function and the register-pressure loops, one set per store. */
 #define SITES_STORE(p, slot, val) st_plain(p, slot, val)
@@ -424,9 +430,9 @@ static cons_ctx cons_s;
 
 static family fam[NFAMILIES] = {
     { "big tree (Go's loop)", "big",
-      { rev_plain, rev_write, rev_c, rev_unbuf, NULL, rev_plain }, &big_w, &big_copy_w, 0, BATCH, 1 },
+      { rev_plain, rev_write, rev_c, rev_unbuf, rev_write2, rev_plain }, &big_w, &big_copy_w, 0, BATCH, 1 },
     { "tree 16 KiB (L1)", "tree",
-      { rev_plain, rev_write, rev_c, rev_unbuf, NULL, rev_plain }, &small_w, &small_copy_w, 0, BATCH, 1 },
+      { rev_plain, rev_write, rev_c, rev_unbuf, rev_write2, rev_plain }, &small_w, &small_copy_w, 0, BATCH, 1 },
     { "32 sites in a row", "sites32",
       { sites_plain, sites_write, sites_c, NULL, NULL }, &sites_s, NULL, 0, BATCH / 32, 32 },
     { "regp8: 8 live accumulators", "regp8",
