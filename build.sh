@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build.sh — builds wbgc's examples, runs the demo, the test matrix, the benchmarks.
 #
-#   ./build.sh          build everything, run the demo
+#   ./build.sh          build everything, run the demo (GCBench on wbgc, explained)
 #   ./build.sh test     run the whole test matrix; last line "N passed, N failed"
 #   ./build.sh bench    run the benchmarks (examples/bench)
 #   ./build.sh clean    remove build/
@@ -39,6 +39,36 @@ build_examples() {
             local name; name=$(basename "$src" .c)
             "$CC" -O2 $WARN "$src" -o "$OUT/bench_$name" $LIBS || ok=1
         done
+    fi
+    # The cross-collector benchmarks (examples/bench/gc): each program once per
+    # backend (gcb.h: -DGCB_WBGC, -DGCB_BOEHM, -DGCB_MALLOC) into build/gcb, and
+    # the runner. Everything here stays inside this function: the test matrix
+    # runs it alone under clang with `declare -f build_examples`.
+    if [ -d examples/bench/gc ]; then
+        local gdir=examples/bench/gc gout="$OUT/gcb" boehm=0 pids="" pid
+        mkdir -p "$gout"
+        # Boehm GC only where its header and library build (libgc-dev)
+        printf '#define GC_THREADS\n#include <gc/gc.h>\nint main(void){GC_INIT();return (int)GC_get_gc_no() < 0;}\n' \
+            > "$OUT/probe_gc.c"
+        if "$CC" "$OUT/probe_gc.c" -o "$OUT/probe_gc" -pthread -lgc >/dev/null 2>&1; then
+            boehm=1
+        else
+            rm -f "$gout"/*.boehm
+            echo "== skipped Boehm GC backends: apt-get install libgc-dev"
+        fi
+        # in parallel: nine builds of wbgc.h take a while one after another
+        for prog in gcbench binarytrees mutate; do
+            for be in wbgc malloc boehm; do
+                [ "$be" = boehm ] && [ "$boehm" = 0 ] && continue
+                [ "$prog.$be" = mutate.malloc ] && continue   # needs a collector
+                local extra=""; [ "$be" = boehm ] && extra=-lgc
+                "$CC" -O2 $WARN "-DGCB_$(echo "$be" | tr a-z A-Z)" "$gdir/$prog.c" -o "$gout/$prog.$be" $LIBS $extra &
+                pids="$pids $!"
+            done
+        done
+        "$CC" -O2 $WARN "$gdir/report.c" -o "$gout/report" -lm &
+        pids="$pids $!"
+        for pid in $pids; do wait "$pid" || ok=1; done
     fi
     return $ok
 }
@@ -158,8 +188,10 @@ cmd_test() {
 cmd_demo() {
     echo "== building examples"
     build_examples || { echo "build failed"; exit 1; }
-    echo "== running the demo: $OUT/hello"
-    "$OUT/hello"
+    # GCBench (examples/bench/gc/gcbench.c) on wbgc, with an account of what
+    # the collector did in plain words. examples/hello.c is the API tour.
+    echo "== running the demo: $OUT/gcb/gcbench.wbgc --demo"
+    "$OUT/gcb/gcbench.wbgc" --demo
 }
 
 cmd_bench() {
@@ -175,6 +207,12 @@ cmd_bench() {
     bash examples/bench/barrier_size.sh
     echo "== examples/lisp/bench.sh (Lisp programs, concurrent vs stop-the-world)"
     bash examples/lisp/bench.sh "$OUT/lisp"
+    # against Boehm GC and malloc; a full run rewrites examples/bench/RESULTS.md
+    # and examples/bench/charts, --quick writes to build/gcb/quick instead
+    local q=""
+    for a in "$@"; do [ "$a" = --quick ] && q=--quick; done
+    echo "== $OUT/gcb/report $q (wbgc against Boehm GC and malloc)"
+    "$OUT/gcb/report" $q
 }
 
 case "${1:-}" in
