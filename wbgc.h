@@ -857,7 +857,9 @@ struct wbgc_heap {
     pthread_mutex_t sched_lock;
     pthread_cond_t  parked_cv;   /* a P parked, blocked or left */
     pthread_cond_t  resume_cv;   /* the world restarted */
-    int             stopping;    /* the world is stopped or stopping */
+    int             stopping;    /* the world is stopped or stopping; written
+                                    under sched_lock, atomically (the
+                                    background sweeper reads it without) */
     wbgc_p         *stopper;     /* the P that stopped it */
     wbgc_p         *ps;          /* attached */
     wbgc_p         *free_ps;     /* detached, kept for misuse reports */
@@ -1275,7 +1277,7 @@ static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
 {
     pthread_mutex_lock(&h->sched_lock);
     WBGC_ASSERT(!h->stopping);
-    h->stopping = 1;
+    WBGC__STORE(h->stopping, 1);  /* the background sweeper peeks at it */
     h->stopper = self;
     for (wbgc_p *q = h->ps; q; q = q->next)
         wbgc__update_preempt(h, q);
@@ -1292,7 +1294,7 @@ static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
 static void wbgc__start_world(wbgc_heap *h)
 {
     pthread_mutex_lock(&h->sched_lock);
-    h->stopping = 0;
+    WBGC__STORE(h->stopping, 0);
     h->stopper = NULL;
     for (wbgc_p *q = h->ps; q; q = q->next)
         wbgc__update_preempt(h, q);
@@ -2603,12 +2605,21 @@ static void wbgc__sweep_large(wbgc_heap *h)
 
 /* wbgc__finish_sweep sweeps every span the last cycle left unswept, then
    returns long-free pages to the OS. self (may be NULL): the calling P,
-   which keeps answering safepoints between spans. */
-static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self)
+   which keeps answering safepoints between spans. background: the caller is
+   the background sweeper, which steps aside while the world is stopped (it
+   holds no span between two), so that the stop does not wait for the OS to
+   give its CPU to the mutators that have to park (2 cores, 3+ threads). */
+static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, int background)
 {
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
-        while (wbgc__sweep_one(h, spc, NULL))
+        while (wbgc__sweep_one(h, spc, NULL)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
+            if (background && WBGC__LOAD(h->stopping)) {
+                pthread_mutex_lock(&h->sched_lock);
+                while (h->stopping) pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+                pthread_mutex_unlock(&h->sched_lock);
+            }
+        }
     }
     wbgc__sweep_large(h);
     pthread_mutex_lock(&h->lock);
@@ -2651,7 +2662,7 @@ static void *wbgc__sweeper_main(void *arg)
         if (h->shutdown) break;
         h->sweep_pending = 0;
         pthread_mutex_unlock(&h->sched_lock);
-        wbgc__finish_sweep(h, NULL);
+        wbgc__finish_sweep(h, NULL, 1);
         pthread_mutex_lock(&h->sched_lock);
     }
     pthread_mutex_unlock(&h->sched_lock);
@@ -2769,7 +2780,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
 {
     wbgc_heap *h = self->heap;
     uint64_t seen = __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE);
-    wbgc__finish_sweep(h, self);
+    wbgc__finish_sweep(h, self, 0);
     wbgc__lock_as_blocked(h, self, &h->gc_lock);
     if (WBGC__LOAD(h->phase) != WBGC__PHASE_OFF ||
         (!forced && __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE) != seen)) {
@@ -2848,7 +2859,7 @@ static void wbgc__collect_full(wbgc_p *self, const char *why)
     wbgc__help_until(self, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
     wbgc__gc_start(self, 1, why);
     wbgc__help_until(self, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
-    wbgc__finish_sweep(h, self);
+    wbgc__finish_sweep(h, self, 0);
     /* The lists are empty; the background sweeper may still hold a span it
        took. The cycle is whole only when that one is swept too. */
     while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
@@ -2888,7 +2899,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
         wbgc__wb_reset(h, q);  /* check mode records entries that no one needs */
     }
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
-    wbgc__finish_sweep(h, NULL);
+    wbgc__finish_sweep(h, NULL, 0);
     uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
     wbgc__record_pause(h, t_end - t0);
