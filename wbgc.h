@@ -2461,8 +2461,8 @@ static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint6
 
 /* wbgc__try_mark_done ends the mark phase if no work is left anywhere:
    first a ragged flush of every P (PITFALLS 10), then a stop of the world
-   that checks every buffer once more; if a barrier ran after the flush and
-   left grey objects (PITFALLS 3), the world restarts and marking goes on.
+   that flushes every buffer once more; if a barrier ran after the flush and
+   greyed an object (PITFALLS 3), the world restarts and marking goes on.
    self (may be NULL) is the calling P. Called holding no lock. */
 static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
 {
@@ -2481,13 +2481,12 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     wbgc__lock_as_blocked(h, self, &h->gc_lock);
     uint64_t t0 = wbgc__now_ns();
     wbgc__stop_world(h, self);
+    /* Shade what the barriers appended since the hand-over; marking is done
+       unless that greyed something (a buffer of marked objects is no
+       reason to restart: a P that keeps storing always has one). */
+    for (wbgc_p *q = h->ps; q; q = q->next)
+        if (wbgc__p_has_work(q)) wbgc__flush_p(h, q);
     int more = !wbgc__quiescent(h);
-    for (wbgc_p *q = h->ps; q; q = q->next) {
-        if (wbgc__p_has_work(q)) {
-            wbgc__flush_p(h, q);
-            more = 1;
-        }
-    }
     uint64_t before = wbgc__heap_estimate(h);
     uint64_t mark_start = h->mark_start_ns, pause1 = h->start_pause_ns;  /* gc_lock held */
     const char *why = h->start_why;
