@@ -496,6 +496,62 @@ static void zeroed_run(unsigned flags)
     free(cur);
 }
 
+/* Zeroing of objects freed from spans that keep live neighbours: the
+   sweep zeroes them (or, in check mode, poisons them and the allocation
+   zeroes them), since such spans never go back to the page heap. Every
+   other object survives; the dead ones are reused and must read as zero. */
+static void partial_zero_run(unsigned flags)
+{
+    enum { N = 4096 };
+    static const size_t sizes[] = {16, 48, 64, 208, 1024};
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, flags, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    size_t bad = 0, reused = 0, total = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        void **keep = wbgc_alloc(p, N * sizeof(void *));
+        uintptr_t *dead = malloc(N / 2 * sizeof *dead);
+        REQUIRE(keep && dead);
+        for (int i = 0; i < N; i++) {
+            unsigned char *q = wbgc_alloc_noscan(p, n);
+            REQUIRE(q);
+            memset(q, 0xFF, n);
+            wbgc_write(p, &keep[i], q);
+        }
+        for (int i = 1; i < N; i += 2) {  /* every other one dies */
+            dead[i / 2] = (uintptr_t)keep[i];
+            wbgc_write(p, &keep[i], NULL);
+        }
+        qsort(dead, N / 2, sizeof *dead, cmp_uptr);
+        scrub_stack();
+        wbgc_collect(p);
+        for (int i = 0; i < N / 2; i++) {
+            unsigned char *q = wbgc_alloc_noscan(p, n);
+            REQUIRE(q);
+            size_t nz = count_nonzero(q, n);
+            if (nz && bad < 5)
+                FAILF("object of %zu bytes at %p, reusing a freed one: %zu non-zero bytes", n,
+                      (void *)q, nz);
+            bad += nz != 0;
+            uintptr_t a = (uintptr_t)q;
+            reused += bsearch(&a, dead, N / 2, sizeof *dead, cmp_uptr) != NULL;
+            total++;
+        }
+        for (int i = 0; i < N; i += 2) CHECK(((unsigned char *)keep[i])[n - 1] == 0xFF);
+        free(dead);
+    }
+    CHECKF(bad == 0, "%zu reused objects not zeroed", bad);
+    CHECKF(reused > total / 2, "only %zu of %zu allocations reused a freed slot", reused, total);
+    note("%zu allocations, %zu of them into slots freed beside live objects", total, reused);
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_zeroed_memory_partial_spans(void) { partial_zero_run(0); }
+static void test_zeroed_memory_partial_spans_check(void) { partial_zero_run(WBGC_CHECK); }
+
 static void test_zeroed_memory(void) { zeroed_run(0); }
 static void test_zeroed_memory_check_mode(void) { zeroed_run(WBGC_CHECK); }
 
@@ -3934,6 +3990,8 @@ static const test_case g_tests[] = {
     {"config_defaults", test_config_defaults},
     {"zeroed_memory", test_zeroed_memory},
     {"zeroed_memory_check_mode", test_zeroed_memory_check_mode},
+    {"zeroed_memory_partial_spans", test_zeroed_memory_partial_spans},
+    {"zeroed_memory_partial_spans_check", test_zeroed_memory_partial_spans_check},
     {"local_survives", test_local_survives},
     {"garbage_reclaimed", test_garbage_reclaimed},
     {"scavenge_returns_memory", test_scavenge_returns_memory},

@@ -1574,6 +1574,35 @@ static wbgc__span *wbgc__new_span(wbgc_heap *h, uint32_t spc, size_t npages)
     return s;
 }
 
+/* wbgc__zero_slots zeroes the slots of s whose bit is set in mask (one bit
+   per object, WBGC__BITMAP_WORDS words), each run of neighbours with one
+   memset. The caller owns the slots: cached by its P, or a span it sweeps. */
+static void wbgc__zero_slots(wbgc__span *s, const uint64_t *mask)
+{
+    uint32_t n = s->nelems, i = 0;
+    while (i < n) {
+        uint64_t w = mask[i >> 6] >> (i & 63);   /* the run's start */
+        if (!w) {
+            i = (i | 63) + 1;
+            continue;
+        }
+        i += (uint32_t)__builtin_ctzll(w);
+        if (i >= n) break;
+        uint32_t j = i;                           /* and its end */
+        while (j < n) {
+            uint64_t o = ~mask[j >> 6] >> (j & 63);
+            if (o) {
+                j += (uint32_t)__builtin_ctzll(o);
+                break;
+            }
+            j = (j | 63) + 1;
+        }
+        if (j > n) j = n;
+        memset((void *)(s->base + (uintptr_t)i * s->elemsize), 0, (size_t)(j - i) * s->elemsize);
+        i = j;
+    }
+}
+
 /* wbgc__refill replaces p's full span of class spc with one that has a free
    slot: a swept span from the central list, one it sweeps itself, or a new
    one. Returns it, or NULL after reporting. Called by p's thread. */
@@ -1600,6 +1629,16 @@ static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
     if (!s) s = wbgc__new_span(h, spc, wbgc__classes.npages[cls]);
     if (!s) return NULL;
     s->cached = 1;
+    /* INV-ZERO: zero a dirty span's free slots now, in one go (usually one
+       run: a span from reused pages), so the allocation fast path never
+       calls memset. Check mode verifies each slot's poison as it is handed
+       out instead. */
+    if (s->needzero && !p->check) {
+        uint64_t mask[WBGC__BITMAP_WORDS];
+        for (uint32_t w = 0; w < WBGC__BITMAP_WORDS; w++) mask[w] = ~s->allocbits[w];
+        wbgc__zero_slots(s, mask);
+        s->needzero = 0;
+    }
     p->cache[spc] = s;
     return s;
 }
@@ -1637,9 +1676,11 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     return (void *)s->base;
 }
 
-/* wbgc__alloc: the allocation fast path. A safepoint; no lock and no atomic
-   read-modify-write unless marking (allocate black) or refilling. */
-static inline void *wbgc__alloc(wbgc_p *p, size_t size, uint32_t noscan)
+/* wbgc__alloc_slow: allocation in full, every case: a safepoint first, a
+   large object, a span to scan for a free slot or to refill, check mode's
+   poison check and zeroing. No lock and no atomic read-modify-write unless
+   marking (allocate black) or refilling. */
+static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t noscan)
 {
     if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt)) &&
         wbgc__safepoint_at(p, noscan ? "wbgc_alloc_noscan" : "wbgc_alloc") < 0)
@@ -1665,6 +1706,37 @@ static inline void *wbgc__alloc(wbgc_p *p, size_t size, uint32_t noscan)
     }
     /* Published last: a marker that sees the bit sees a zeroed object. */
     uint64_t *aw = &s->allocbits[idx >> 6];
+    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
+    WBGC__STORE(p->allocd, p->allocd + s->elemsize);
+    return obj;
+}
+
+/* wbgc__alloc: the allocation fast path, the common case of
+   wbgc__alloc_slow: no safepoint pending, a small size, and a free slot in
+   the same allocation word of the cached span (kept clean: needzero is
+   clear outside check mode, INV-ZERO). It calls nothing, so it needs no
+   frame; anything else goes to the slow path. */
+static inline __attribute__((always_inline)) void *wbgc__alloc(wbgc_p *p, size_t size,
+                                                               uint32_t noscan)
+{
+    if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt) || size > WBGC__MAX_SMALL))
+        return wbgc__alloc_slow(p, size, noscan);
+    wbgc__span *s = p->cache[(wbgc__size_class(size) << 1) | noscan];
+    uint32_t idx = s->freeindex;
+    if (WBGC__UNLIKELY(idx >= s->nelems || s->needzero)) return wbgc__alloc_slow(p, size, noscan);
+    uint64_t *aw = &s->allocbits[idx >> 6];
+    uint64_t free = ~*aw >> (idx & 63);
+    if (WBGC__UNLIKELY(!free)) return wbgc__alloc_slow(p, size, noscan);
+    idx += (uint32_t)__builtin_ctzll(free);
+    if (WBGC__UNLIKELY(idx >= s->nelems)) return wbgc__alloc_slow(p, size, noscan);
+    s->freeindex = idx + 1;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    void *obj = (void *)(s->base + idx * s->elemsize);
+    if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
+        __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
+        p->black_bytes += s->elemsize;
+    }
+    /* Published last: a marker that sees the bit sees a zeroed object. */
     __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
     WBGC__STORE(p->allocd, p->allocd + s->elemsize);
     return obj;
@@ -2531,6 +2603,13 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
                 memset((void *)(s->base + idx * s->elemsize), WBGC__POISON, s->elemsize);
             }
         }
+    } else if (nlive && nlive < nalloc && !s->needzero) {
+        /* INV-ZERO kept here, off the allocation path: the dead objects are
+           zeroed (by the background sweeper, mostly) so the span stays
+           clean. Unreachable, so nobody reads them meanwhile. */
+        uint64_t dead[WBGC__BITMAP_WORDS] = {0};
+        for (uint32_t w = 0; w < words; w++) dead[w] = s->allocbits[w] & ~s->markbits[w];
+        wbgc__zero_slots(s, dead);
     }
     if (nlive == 0) {
         pthread_mutex_lock(&h->lock);
@@ -2543,7 +2622,7 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
         s->markbits[w] = 0;                            /* INV-MARKCLEAR */
     }
     s->freeindex = 0;
-    if (nlive < nalloc) s->needzero = 1;               /* INV-ZERO */
+    if (nlive < nalloc && (h->cfg.flags & WBGC_CHECK)) s->needzero = 1;  /* INV-ZERO */
     return nlive == s->nelems ? WBGC__SWEPT_FULL : WBGC__SWEPT_PARTIAL;
 }
 
