@@ -906,6 +906,10 @@ struct wbgc_heap {
 
     /* Pacer. */
     uint64_t        heap_marked;  /* bytes found live by the last cycle */
+    uint32_t        trigger_pm;   /* trigger, per mille of the growth to the goal
+                                     (concurrent cycles; pacer feedback) */
+    int             start_paced;  /* this cycle started at the trigger */
+    uint64_t        start_est;    /* the heap estimate at its mark start */
     uint64_t        alloc_since;  /* reported bytes allocated since; atomic */
     uint64_t        goal;         /* relaxed reads */
     uint64_t        trigger;      /* relaxed reads */
@@ -2435,6 +2439,7 @@ static void *wbgc__worker_main(void *arg)
 
 static void wbgc__record_pause(wbgc_heap *h, uint64_t ns);
 static void wbgc__pace(wbgc_heap *h, uint64_t live);
+static void wbgc__trigger_feedback(wbgc_heap *h);
 static void wbgc__unsweep_all(wbgc_heap *h);
 
 /* wbgc__quiescent: no root job left, no global work, no marker holding
@@ -2513,6 +2518,7 @@ static void wbgc__mark_termination(wbgc_heap *h)
         wbgc__release_caches(h, q, 1);
     }
     WBGC__STORE(h->phase, WBGC__PHASE_OFF);
+    wbgc__trigger_feedback(h);
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
 }
 
@@ -2755,11 +2761,39 @@ static void *wbgc__sweeper_main(void *arg)
    that a P does not stop for a few objects at every refill. */
 #define WBGC__ASSIST_MIN ((int64_t)64 << 10)
 
+/* Trigger feedback bounds, per mille of the growth from live to the goal:
+   the first concurrent cycle starts at 70%; later ones as late as the last
+   cycle's allocation during marking allows, never before 50% (a cycle that
+   overran) nor after 90% (the runway left for assists). */
+#define WBGC__TRIGGER_FIRST 700
+#define WBGC__TRIGGER_MIN   500
+#define WBGC__TRIGGER_MAX   900
+
+/* wbgc__trigger_feedback moves the trigger of the next concurrent cycle so
+   that, if its mark phase allocates what this one's did, it ends at 95% of
+   its goal: a cycle started too early runs more often than the goal needs;
+   one started too late leaves its mutators to assist hard. Halfway each
+   time, to damp noise. Only cycles the trigger started count (not
+   wbgc_collect's). World stopped, at mark termination, before wbgc__pace. */
+static void wbgc__trigger_feedback(wbgc_heap *h)
+{
+    uint64_t live = WBGC__LOAD(h->heap_marked), goal = WBGC__LOAD(h->goal);
+    if (!h->start_paced || goal <= live) return;
+    uint64_t est = wbgc__heap_estimate(h);
+    uint64_t during = est > h->start_est ? est - h->start_est : 0;
+    uint64_t c = during * 1000 / (goal - live);  /* mark-phase allocation, per mille of growth */
+    int64_t want = 950 - (int64_t)(c > 1000 ? 1000 : c);
+    if (want < WBGC__TRIGGER_MIN) want = WBGC__TRIGGER_MIN;
+    if (want > WBGC__TRIGGER_MAX) want = WBGC__TRIGGER_MAX;
+    h->trigger_pm = (uint32_t)(((int64_t)h->trigger_pm + want) / 2);
+}
+
 /* wbgc__pace sets the next goal and trigger from what this cycle found
    live. The goal is live * (1 + gc_percent/100); with the world stopped for
    the whole cycle the trigger is the goal, otherwise a cycle starts when
-   70% of the growth is used, leaving the rest as the mark phase's runway
-   (assists keep the heap inside it). */
+   trigger_pm of the growth is used (70% at first, then as the feedback
+   above says), leaving the rest as the mark phase's runway (assists keep
+   the heap inside it). */
 static void wbgc__pace(wbgc_heap *h, uint64_t live)
 {
     int gcp = h->cfg.gc_percent;
@@ -2769,7 +2803,7 @@ static void wbgc__pace(wbgc_heap *h, uint64_t live)
         if (floor < (256u << 10)) floor = 256u << 10;
         goal = live + live / 100 * (uint64_t)gcp + live % 100 * (uint64_t)gcp / 100;
         if (goal < floor) goal = floor;
-        trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 10 * 7;
+        trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 1000 * h->trigger_pm;
     }
     WBGC__STORE(h->heap_marked, live);
     WBGC__STORE(h->alloc_since, 0);
@@ -2879,6 +2913,8 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
     while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
 
     WBGC__STORE(h->cycle_marked, 0);
+    h->start_paced = !forced;            /* gc_lock held: read at termination */
+    h->start_est = wbgc__heap_estimate(h);
     __atomic_store_n(&h->roots_state, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&h->stacks_pending, h->nps, __ATOMIC_RELEASE);
     WBGC__STORE(h->assist_ratio, wbgc__assist_ratio(h));
@@ -3143,6 +3179,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->work_lock, NULL);
     pthread_mutex_init(&h->stats_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
+    h->trigger_pm = WBGC__TRIGGER_FIRST;
     wbgc__pace(h, 0);
     wbgc__start_threads(h);
     return h;
