@@ -1776,13 +1776,12 @@ static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v);
 static inline WBGC__GPR_ONLY void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s,
                                                  uintptr_t v);
 static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
+static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g);
 
 /* wbgc__wb_reset empties p's barrier buffer: one entry in check mode, so
    that every barrier takes the slow path. INV-WBBUF: (end - next) is a
    whole number of entries, so an append lands exactly on end (PITFALLS 2).
    Called by p's thread, or with p stopped. */
-static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g);
-
 static WBGC__GPR_ONLY void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
 {
     size_t n = (h->cfg.flags & WBGC_CHECK) ? 1 : WBGC_WBBUF_ENTRIES;
@@ -2058,9 +2057,6 @@ static WBGC__NOINLINE wbgc__wbuf *wbgc__gcw_put_slow(wbgc_heap *h, wbgc__gcwork 
     return g->w1;
 }
 
-/* wbgc__gcw_put pushes a grey object. With room in w1 or w2 it calls
-   nothing (wbgc__wb_flush_fast counts on it); only when both are full does
-   it go to the global lists. */
 /* wbgc__gcw_make_room gives g its buffers if it has none (mark phase), or
    hands its second buffer, if that holds work, to the global list (where
    idle markers find it) and puts the emptier buffer first: so that the next
@@ -2085,6 +2081,9 @@ static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g)
     }
 }
 
+/* wbgc__gcw_put pushes a grey object. With room in w1 or w2 it calls
+   nothing (wbgc__wb_flush_fast counts on it); only when both are full does
+   it go to the global lists. */
 static inline WBGC__GPR_ONLY void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__wbuf *b = g->w1;
