@@ -166,6 +166,9 @@ cmd_test() {
 
     # 5. compile checks: examples with both compilers, C++, WBGC_STATIC in two TUs
     check examples-gcc build_examples; stop_on_failure
+    # the cross-collector benchmarks, reduced: every program on every backend
+    # built here must run and pass its own checks (wrong checksums, crashes)
+    check gcb-smoke "$OUT/gcb/report" --quick --no-write; stop_on_failure
     if have clang; then
         check examples-clang env CC=clang bash -c "$(declare -f build_examples); OUT=$OUT; WARN='$WARN'; LIBS='$LIBS'; build_examples"
         stop_on_failure
