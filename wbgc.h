@@ -536,7 +536,7 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
    inlined anywhere; one without it is never inlined into one with it (the
    compilers call it instead), so every helper of the fast flush has it. */
 #if WBGC__HAVE_AMD64
-#define WBGC__GPR_ONLY __attribute__((target("general-regs-only")))
+#define WBGC__GPR_ONLY __attribute__((target("general-regs-only"), no_instrument_function))
 #else
 #define WBGC__GPR_ONLY
 #endif

@@ -38,6 +38,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* WBGC__AMD64_FAST_FLUSH: whether the trampoline tries the general-register
+   flush first. Not under ThreadSanitizer or MemorySanitizer: they put a
+   call to their runtime, which may use vector registers, at every memory
+   access of the flush. (AddressSanitizer checks inline.) */
+#if defined(__SANITIZE_THREAD__)
+#define WBGC__AMD64_FAST_FLUSH 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define WBGC__AMD64_FAST_FLUSH 0
+#endif
+#endif
+#ifndef WBGC__AMD64_FAST_FLUSH
+#define WBGC__AMD64_FAST_FLUSH 1
+#endif
+
 #define WBGC__AMD64_WB_NEXT 0   /* offsetof(wbgc__pfast, wb_next) */
 #define WBGC__AMD64_WB_END  8   /* offsetof(wbgc__pfast, wb_end)  */
 #define WBGC__AMD64_WB_ON   16  /* offsetof(wbgc__pfast, wb_on)   */
@@ -175,6 +190,7 @@ __asm__(
     ".cfi_offset %r10, -" WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-80\n\t"
     "pushq %r11\n\t"
     ".cfi_offset %r11, -" WBGC__AMD64_STR(WBGC__AMD64_FRAME) "-88\n\t"
+#if WBGC__AMD64_FAST_FLUSH
     /* First the flush that touches general registers only: done, when it
        could empty the buffer on its own. */
     "andq $-16, %rsp\n\t"
@@ -182,6 +198,7 @@ __asm__(
     "call wbgc__wb_flush_fast_impl\n\t"
     "testl %eax, %eax\n\t"
     "jnz 6f\n\t"
+#endif
     /* The vector state: below the saves, 64-byte aligned. */
     "movl wbgc__amd64_xsave_size(%rip), %eax\n\t"
     "testl %eax, %eax\n\t"
