@@ -540,6 +540,10 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 #else
 #define WBGC__GPR_ONLY
 #endif
+/* The small helpers with it are also always inlined: gcc inlines a function
+   whose target options differ from its caller's only when told to, and the
+   marker's loops call them for every word they scan. */
+#define WBGC__GPR_INLINE static inline __attribute__((always_inline)) WBGC__GPR_ONLY
 
 #define WBGC__LOAD(x)      __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define WBGC__STORE(x, v)  __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
@@ -1005,7 +1009,7 @@ static inline void wbgc__set_page(wbgc_heap *h, uintptr_t addr, wbgc__span *s)
 
 /* wbgc__span_of returns the in-use span holding addr, or NULL. Any value may
    come here (conservative roots, integers): it never faults. */
-static inline WBGC__GPR_ONLY wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
+WBGC__GPR_INLINE wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
 {
     uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
     if (addr - lo >= hi - lo) return NULL;
@@ -1773,8 +1777,7 @@ static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p, int unswept)
    ========================================================================= */
 
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v);
-static inline WBGC__GPR_ONLY void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s,
-                                                 uintptr_t v);
+WBGC__GPR_INLINE void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v);
 static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr);
 static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g);
 
@@ -1782,7 +1785,7 @@ static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g);
    that every barrier takes the slow path. INV-WBBUF: (end - next) is a
    whole number of entries, so an append lands exactly on end (PITFALLS 2).
    Called by p's thread, or with p stopped. */
-static WBGC__GPR_ONLY void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
+WBGC__GPR_INLINE void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
 {
     size_t n = (h->cfg.flags & WBGC_CHECK) ? 1 : WBGC_WBBUF_ENTRIES;
     p->fast.wb_next = p->wbbuf;
@@ -1845,7 +1848,7 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
     return 1;
 }
 
-static inline WBGC__GPR_ONLY void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
+WBGC__GPR_INLINE void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
 {
     (void)wbgc__wb_drain_to(h, p, g, 0);
 }
@@ -2084,7 +2087,7 @@ static void wbgc__gcw_make_room(wbgc_heap *h, wbgc__gcwork *g)
 /* wbgc__gcw_put pushes a grey object. With room in w1 or w2 it calls
    nothing (wbgc__wb_flush_fast counts on it); only when both are full does
    it go to the global lists. */
-static inline WBGC__GPR_ONLY void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+WBGC__GPR_INLINE void wbgc__gcw_put(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__wbuf *b = g->w1;
     if (WBGC__UNLIKELY(!b || b->n == WBGC_WORKBUF_ENTRIES)) {
@@ -2186,8 +2189,7 @@ static void wbgc__active(wbgc_heap *h, int d)
    points into an allocated object not yet marked. Any value may come here
    (PITFALLS 7): it never faults and never complains. wbgc__shade_in: the
    same, with v's in-use span already found. */
-static inline WBGC__GPR_ONLY void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s,
-                                                 uintptr_t v)
+WBGC__GPR_INLINE void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *s, uintptr_t v)
 {
     uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
     if (idx >= s->nelems) return;                 /* the span's tail waste */
