@@ -1796,11 +1796,12 @@ WBGC__GPR_INLINE void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
 /* wbgc__wb_drain_to shades every pointer in p's barrier buffer into g and
    empties it; returns 1. While it runs the buffer is poisoned: a barrier
    reaching it (which nothing should: PITFALLS 9) faults at once. With
-   `local`, it stops before an entry that could need the global work lists
-   (both of g's buffers full), moves the entries left to the front of the
-   buffer and returns 0: then it called nothing, so it may run without the
-   vector state saved (wbgc__wb_flush_fast). Called by p's thread, or with p
-   stopped or taken. */
+   `local`, it never lets g reach the global work lists: it works in chunks
+   of as many entries as g's two buffers have room for (an entry greys at
+   most two objects) and, when no whole entry fits, moves the entries left
+   to the front of the buffer and returns 0. Then it called nothing, so it
+   may run without the vector state saved (wbgc__wb_flush_fast). Called by
+   p's thread, or with p stopped or taken. */
 static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g, int local)
 {
     void **e = p->fast.wb_next;
@@ -1817,31 +1818,38 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
            grey (Go's hybrid barrier: Dijkstra's insertion half covers
            pointers moved out of a stack not yet scanned). Once p's stack is
            black, the buffer holds only entries appended since, and the old
-           halves (Yuasa's deletion half) are what keeps INV-TRICOLOUR. */
+           halves (Yuasa's deletion half) are what keeps INV-TRICOLOUR. So
+           `step` is 1 (both halves) or 2 (old halves), and an entry greys
+           at most 3 - step objects. b stays at an entry's first half to
+           read, chunk by chunk. */
         ptrdiff_t step = p->stack_black ? 2 : 1;
-        for (void **b = p->wbbuf + (step - 1); b < e; b += step) {
-            /* local: at each entry's first half, room for all it may grey
-               (3 - step objects), or stop and keep the rest, whole entries,
-               for the full flush */
-            if (local && WBGC__UNLIKELY(g->w1->n + 2 > WBGC_WORKBUF_ENTRIES) &&
-                (step == 2 || !((b - p->wbbuf) & 1)) &&
-                2 * WBGC_WORKBUF_ENTRIES - g->w1->n - g->w2->n < (size_t)(3 - step)) {
-                void **from = p->wbbuf + ((b - p->wbbuf) & ~(ptrdiff_t)1), **to = p->wbbuf;
-                while (from < e) *to++ = *from++;
-                p->fast.wb_next = to;
-                return 0;
+        void **b = p->wbbuf + (step - 1);
+        while (b < e) {
+            void **stop = e;
+            if (local) {
+                size_t room = 2 * WBGC_WORKBUF_ENTRIES - g->w1->n - g->w2->n;
+                ptrdiff_t fit = (ptrdiff_t)(room / (size_t)(3 - step));  /* whole entries */
+                if (fit == 0) {
+                    void **from = b - (step - 1), **to = p->wbbuf;
+                    while (from < e) *to++ = *from++;
+                    p->fast.wb_next = to;
+                    return 0;
+                }
+                if (e - b > 2 * fit) stop = b + 2 * fit;
             }
-            uintptr_t v = (uintptr_t)*b;
-            if (v - lo >= hi - lo || v == seen1 || v == seen2) continue;  /* NULL, non-heap */
-            seen2 = seen1;
-            seen1 = v;
-            if (v - ls_base >= ls_bytes) {
-                ls = wbgc__span_of(h, v);
-                if (!ls) continue;
-                ls_base = ls->base;
-                ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
+            for (; b < stop; b += step) {
+                uintptr_t v = (uintptr_t)*b;
+                if (v - lo >= hi - lo || v == seen1 || v == seen2) continue;  /* NULL, non-heap */
+                seen2 = seen1;
+                seen1 = v;
+                if (v - ls_base >= ls_bytes) {
+                    ls = wbgc__span_of(h, v);
+                    if (!ls) continue;
+                    ls_base = ls->base;
+                    ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
+                }
+                wbgc__shade_in(h, g, ls, v);
             }
-            wbgc__shade_in(h, g, ls, v);
         }
     }
     wbgc__wb_reset(h, p);
