@@ -46,15 +46,25 @@
  * everything, as Go's does. The share of each run the thread lost to the
  * OS scheduler is shown too (its wall time off the CPU outside safepoints).
  *
- * Each timed run is preceded by an untimed warm-up (a whole reversal of a
- * tree up to 16 MiB, one batch of the other loops). Runs are interleaved
+ * Each timed run is preceded by an untimed warm-up: a whole reversal of its
+ * tree (of the big tree too: a run that followed a variant working on other
+ * memory started with a colder cache than one that followed a run on the
+ * same tree, which made whichever variant came second in a round up to 25%
+ * slower), one batch of the other loops. Runs are interleaved
  * (every variant once per round), each figure is the median over rounds, and
  * each ratio the median of the per-round ratios. At the end the trees are
  * checked (an in-order walk must give the original node order, or its
  * mirror after an odd number of reversals), the regp checksums must agree
  * across variants, and a last cycle must find every object still live.
  *
- *   gcc -O2 -Wall -Wextra -Werror -pthread examples/bench/barrier.c -o build/bench_barrier
+ * Build it with every function and loop aligned to 64 bytes, as build.sh
+ * does: where a kernel happens to land moves its time by several percent
+ * (with gcc's default alignment the asm kernels of the 16 KiB tree, 32-site
+ * and cons loops measured 7-8% slower than the portable ones with marking
+ * on; aligned, 0-3%), and the variants must not differ by placement.
+ *
+ *   gcc -O2 -Wall -Wextra -Werror -falign-functions=64 -falign-loops=64 -pthread \
+ *       examples/bench/barrier.c -o build/bench_barrier
  *   ./build/bench_barrier                 # the real run, under a minute
  *   ./build/bench_barrier --quick         # smoke run, a few seconds
  *   ./build/bench_barrier --only-on --loops big --variants write --verbose
@@ -101,7 +111,6 @@ static struct {
 } opt = { 22, 9, 2, 16000000, 0, 1, 1, 0, 0, NULL, NULL, NULL, 0 };
 
 enum { SMALL_DEPTH = 10, BATCH = 8192, NCELLS = 4096, NPOOL = 64 };
-#define WARM_MAX (16L << 20)  /* trees up to this size get a warm-up reversal */
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -596,11 +605,11 @@ static void run_phase(wbgc_p *p, int on) {
                 if (!res[on][f][v]) continue;
                 void *ctx = v == V_PLAIN && fam[f].ctx_plain ? fam[f].ctx_plain : fam[f].ctx;
                 regp_ctx *rc = f == F_REGP8 ? &regp8_s : f == F_REGP12 ? &regp12_s : NULL;
-                /* Warm-up, untimed: a whole reversal of a tree that may fit in
-                   the caches (the same cache state for every variant; a
-                   bigger one is cold for all alike), one batch of the others. */
+                /* Warm-up, untimed: a whole reversal of the tree, so that
+                   every variant starts from the same cache state whatever
+                   ran before it; one batch of the others. */
                 walker *w = f == F_BIG || f == F_SMALL ? ctx : NULL;
-                long warm = !w ? fam[f].batch : w->nodes * (long)sizeof(node) <= WARM_MAX ? w->nodes : 0;
+                long warm = !w ? fam[f].batch : w->nodes;
                 if (warm) run_kernel(heap, p, fam[f].k[v], ctx, warm, fam[f].batch);
                 if (w) w->passes += warm / w->nodes;
                 if (rc) { rc->done = 0; rc->check = 0; }
