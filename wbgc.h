@@ -1820,8 +1820,8 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
            black, the buffer holds only entries appended since, and the old
            halves (Yuasa's deletion half) are what keeps INV-TRICOLOUR. So
            `step` is 1 (both halves) or 2 (old halves), and an entry greys
-           at most 3 - step objects. b stays at an entry's first half to
-           read, chunk by chunk. */
+           at most 3 - step objects. Between chunks b points at the first
+           word to read of the next entry (its old half when step is 2). */
         ptrdiff_t step = p->stack_black ? 2 : 1;
         void **b = p->wbbuf + (step - 1);
         while (b < e) {

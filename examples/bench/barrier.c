@@ -49,7 +49,7 @@
  * Each timed run is preceded by an untimed warm-up: a whole reversal of its
  * tree (of the big tree too: a run that followed a variant working on other
  * memory started with a colder cache than one that followed a run on the
- * same tree, which made whichever variant came second in a round up to 25%
+ * same tree, which made whichever variant came second in a round 15-30%
  * slower), one batch of the other loops. Runs are interleaved
  * (every variant once per round), each figure is the median over rounds, and
  * each ratio the median of the per-round ratios. At the end the trees are
