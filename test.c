@@ -3743,6 +3743,65 @@ static void test_flush_stops_when_work_full(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* The flush remembers the last mark word it read and skips values whose bit
+   it saw set there. A value whose bit sits at the same position in another
+   word, or at another position in the same word, must still be shaded: A
+   (marked), then C (same word, unmarked), then B (next word, A's bit). */
+static void test_flush_mark_word_cache(void)
+{
+    enum { N = 200 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *objs[N];
+    REQUIRE(wbgc_add_roots(h, objs, sizeof objs) == 0);
+    for (int i = 0; i < N; i++) wbgc_write(p, &objs[i], wbgc_alloc(p, 32));
+    /* A, B = A's object index + 64 (same bit, next word), C = A's + 1 */
+    void *a = NULL, *b = NULL, *c = NULL;
+    for (int i = 0; i < N && !b; i++) {
+        wbgc__span *s = wbgc__span_of(h, (uintptr_t)objs[i]);
+        REQUIRE(s);
+        uintptr_t base = (uintptr_t)objs[i];
+        void *want_b = (void *)(base + 64 * s->elemsize), *want_c = (void *)(base + s->elemsize);
+        int ib = -1, ic = -1;
+        for (int j = 0; j < N; j++) {
+            if (objs[j] == want_b && wbgc__span_of(h, (uintptr_t)want_b) == s) ib = j;
+            if (objs[j] == want_c && wbgc__span_of(h, (uintptr_t)want_c) == s) ic = j;
+        }
+        uint32_t idx = (uint32_t)(((uint64_t)(base - s->base) * s->divmagic) >> 32);
+        if (ib >= 0 && ic >= 0 && (idx & 63) != 63) {
+            a = objs[i];
+            b = objs[ib];
+            c = objs[ic];
+        }
+    }
+    if (!a) {
+        FAILF("no three objects of 32 bytes laid out as the test needs among %d", N);
+        return;
+    }
+    wbgc__gc_start(p, 1, "test");
+    REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK);
+    wbgc__shade(h, &p->gcw, (uintptr_t)a);
+    REQUIRE(is_marked(h, a) && !is_marked(h, b) && !is_marked(h, c));
+    void *olds[3] = {a, c, b};
+    for (int i = 0; i < 3; i++) {
+        p->wbbuf[2 * i] = NULL;
+        p->wbbuf[2 * i + 1] = olds[i];
+    }
+    p->fast.wb_next = p->wbbuf + 6;
+    static void *slot;
+    wbgc__wb_flush(p, &slot, NULL);
+    CHECK(p->fast.wb_next == p->wbbuf);
+    CHECKF(is_marked(h, c), "C (same mark word as A, another bit) not shaded");
+    CHECKF(is_marked(h, b), "B (next mark word, A's bit) not shaded");
+    wbgc_collect(p);
+    for (int i = 0; i < N; i++) wbgc_write(p, &objs[i], NULL);
+    wbgc_remove_roots(h, objs);
+    CLOSE_HEAP(h, p, &log);
+}
+
 /* wbgc_write2 and wbgc_write_n record what the same stores one at a time
    would, store every value, and in check mode still validate every store
    (a bad slot in the middle of a batch is reported). */
@@ -4034,6 +4093,7 @@ static const test_case g_tests[] = {
     {"barrier_paths_agree", test_barrier_paths_agree},
     {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
     {"flush_stops_when_work_full", test_flush_stops_when_work_full},
+    {"flush_mark_word_cache", test_flush_mark_word_cache},
     {"batched_stores", test_batched_stores},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},

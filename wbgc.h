@@ -1814,6 +1814,14 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
         uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi), seen1 = 0, seen2 = 0;
         wbgc__span *ls = NULL;
         uintptr_t ls_base = 0, ls_bytes = 0;
+        /* The last mark word read, and what it held. While a cycle marks,
+           mark bits only go from clear to set (INV-MARKCLEAR: only the sweep
+           clears them), so a bit once seen set needs no second look: the
+           next values in the same word (64 objects) skip the load, which
+           often misses, because the marker is setting bits in that word
+           too. A bit seen clear is read again. */
+        const uint64_t *mw_last = NULL;
+        uint64_t mw_seen = 0;
         /* The new half of an entry matters only while the writer's stack is
            grey (Go's hybrid barrier: Dijkstra's insertion half covers
            pointers moved out of a stack not yet scanned). Once p's stack is
@@ -1848,7 +1856,13 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
                     ls_base = ls->base;
                     ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
                 }
-                wbgc__shade_in(h, g, ls, v);
+                uint32_t idx = (uint32_t)(((uint64_t)(v - ls_base) * ls->divmagic) >> 32);
+                const uint64_t *mw = &ls->markbits[(idx >> 6) & (WBGC__BITMAP_WORDS - 1)];
+                uint64_t bit = (uint64_t)1 << (idx & 63);
+                if (mw == mw_last && (mw_seen & bit)) continue;  /* marked */
+                mw_last = mw;
+                mw_seen = WBGC__LOAD(*mw);
+                if (!(mw_seen & bit)) wbgc__shade_in(h, g, ls, v);
             }
         }
     }
