@@ -1684,6 +1684,23 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     return (void *)s->base;
 }
 
+/* wbgc__alloc_publish ends both allocation paths once slot idx of s is
+   zeroed: born marked while a cycle marks, then its allocation bit set,
+   last, so that a marker that sees the bit sees a zeroed object
+   (INV-ALLOCBITS), and the bytes counted. */
+static inline __attribute__((always_inline)) void wbgc__alloc_publish(wbgc_p *p, wbgc__span *s,
+                                                                      uint32_t idx)
+{
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
+        __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
+        p->black_bytes += s->elemsize;
+    }
+    uint64_t *aw = &s->allocbits[idx >> 6];
+    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
+    WBGC__STORE(p->allocd, p->allocd + s->elemsize);
+}
+
 /* wbgc__alloc_slow: allocation in full, every case: a safepoint first, a
    large object, a span to scan for a free slot or to refill, check mode's
    poison check and zeroing. No lock and no atomic read-modify-write unless
@@ -1702,20 +1719,12 @@ static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t no
         s = wbgc__refill(p, spc);
         if (!s) return NULL;
     }
-    uint64_t bit = (uint64_t)1 << (idx & 63);
     void *obj = (void *)(s->base + idx * s->elemsize);
     if (s->needzero) {                                     /* INV-ZERO */
         if (WBGC__UNLIKELY(p->check)) wbgc__check_poison(p, obj, s->elemsize);
         memset(obj, 0, s->elemsize);
     }
-    if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
-        __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
-        p->black_bytes += s->elemsize;
-    }
-    /* Published last: a marker that sees the bit sees a zeroed object. */
-    uint64_t *aw = &s->allocbits[idx >> 6];
-    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
-    WBGC__STORE(p->allocd, p->allocd + s->elemsize);
+    wbgc__alloc_publish(p, s, idx);
     return obj;
 }
 
@@ -1738,16 +1747,8 @@ static inline __attribute__((always_inline)) void *wbgc__alloc(wbgc_p *p, size_t
     idx += (uint32_t)__builtin_ctzll(free);
     if (WBGC__UNLIKELY(idx >= s->nelems)) return wbgc__alloc_slow(p, size, noscan);
     s->freeindex = idx + 1;
-    uint64_t bit = (uint64_t)1 << (idx & 63);
-    void *obj = (void *)(s->base + idx * s->elemsize);
-    if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
-        __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
-        p->black_bytes += s->elemsize;
-    }
-    /* Published last: a marker that sees the bit sees a zeroed object. */
-    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */
-    WBGC__STORE(p->allocd, p->allocd + s->elemsize);
-    return obj;
+    wbgc__alloc_publish(p, s, idx);
+    return (void *)(s->base + idx * s->elemsize);
 }
 
 WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 0); }
@@ -1857,7 +1858,7 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
                     ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
                 }
                 uint32_t idx = (uint32_t)(((uint64_t)(v - ls_base) * ls->divmagic) >> 32);
-                const uint64_t *mw = &ls->markbits[(idx >> 6) & (WBGC__BITMAP_WORDS - 1)];
+                const uint64_t *mw = &ls->markbits[idx >> 6];
                 uint64_t bit = (uint64_t)1 << (idx & 63);
                 if (mw == mw_last && (mw_seen & bit)) continue;  /* marked */
                 mw_last = mw;

@@ -152,8 +152,8 @@ static void wbgc__amd64_init(void)
    rdi, r8-r11, aligns the stack and calls wbgc__wb_flush_fast(p), which uses
    general registers only; when that could not empty the buffer, saves the
    vector state too (xsave, or fxsave) and calls wbgc__wb_flush(p, slot,
-   val). Restores everything, returns. CFI
-   describes every save, so gdb and perf unwind through it into the caller.
+   val). Restores everything, returns. CFI describes every save, so gdb and
+   perf unwind through it into the caller.
    Local to the translation unit with WBGC_STATIC (each has its own). */
 __asm__(
     ".text\n"
