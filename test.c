@@ -4041,6 +4041,342 @@ static void test_amd64_trampoline_preserves_registers(void)
 }
 #endif
 
+/* =========================================================================
+   18. API edges while a cycle marks: each was a way to lose an object
+   ========================================================================= */
+
+/* Each test below drives one cycle by hand (mark_workers = 0, gc_percent
+   -1: nothing marks unless asked): mark start, this P's stack scan (so the
+   stack is black), then the API call under test, then the end of that
+   cycle and its sweep. The object under test, X, is kept hidden (xor-ed)
+   by the test, standing for a pointer the program holds on its black
+   stack: the collector can find it only through what the call did. It must
+   survive the cycle, contents intact. */
+#define EDGE_MASK ((uintptr_t)0x3c3c3c3c3c3c3c3cull)
+#define EDGE_SZ 64
+
+static NOINLINE uintptr_t edge_make(wbgc_p *p, uint64_t seed)
+{
+    void *x = wbgc_alloc_noscan(p, EDGE_SZ);
+    if (!x) return 0;
+    fill_pat(x, EDGE_SZ, seed);
+    return (uintptr_t)x ^ EDGE_MASK;
+}
+
+static NOINLINE void edge_store(wbgc_p *p, void *slot, uintptr_t hidden)
+{
+    wbgc_write(p, slot, (void *)(hidden ^ EDGE_MASK));
+}
+
+static NOINLINE void edge_plain_store(void **slot, uintptr_t hidden)
+{
+    *slot = (void *)(hidden ^ EDGE_MASK);
+}
+
+/* edge_alive: X is still an allocated object holding its pattern. */
+static NOINLINE int edge_alive(wbgc_heap *h, uintptr_t hidden, uint64_t seed)
+{
+    uintptr_t v = hidden ^ EDGE_MASK;
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    if (!((WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1)) return 0;
+    return check_pat((const void *)v, EDGE_SZ, seed) == 0;
+}
+
+/* edge_start: mark start, then this P's stack scan at its safepoint. */
+static int edge_start(wbgc_heap *h, wbgc_p *p)
+{
+    scrub_stack();
+    wbgc__gc_start(p, 1, "test");
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return 0;
+    wbgc_safepoint(p);
+    return p->stack_black;
+}
+
+/* edge_finish: the cycle under test to its end, and its sweep. */
+static void edge_finish(wbgc_heap *h, wbgc_p *p)
+{
+    wbgc__help_until(p, __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE));
+    wbgc__finish_sweep(h, p, 0);
+}
+
+/* wbgc_memmove whose size or destination is not whole words: every word it
+   overwrites, whole or in part, loses its old pointer, which must be
+   shaded (the deletion half) however the bytes line up. X sits in word 1
+   of a scanned object A reachable from a root; the move overwrites some or
+   all of that word's bytes from a buffer of zeros or of pattern bytes. */
+static void test_memmove_partial_words(void)
+{
+    static const struct { int dst, n, src; } cases[] = {
+        {8, 9, 0}, {8, 12, 0}, {8, 15, 0}, {8, 4, 0}, {8, 1, 0}, {12, 8, 0}, {11, 6, 3},
+        {4, 9, 0}, {1, 10, 5}, {7, 2, 7}, {8, 9, 3}, {8, 8, 1}, {0, 24, 4}, {15, 1, 0},
+    };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *root[1];
+    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
+    static unsigned char srcbuf[64] __attribute__((aligned(16)));
+    int lost = 0;
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        uint64_t seed = 5100 + c;
+        unsigned char *a = wbgc_alloc(p, 64);
+        REQUIRE(a);
+        wbgc_write(p, &root[0], a);
+        uintptr_t hidden = edge_make(p, seed);
+        REQUIRE(hidden);
+        edge_store(p, a + 8, hidden);
+        for (int i = 0; i < 64; i++) srcbuf[i] = (c & 1) ? (unsigned char)(0x11 * (i + 1)) : 0;
+        unsigned char want[64];
+        memcpy(want, a, 64);
+        memmove(want + cases[c].dst, srcbuf + cases[c].src, (size_t)cases[c].n);
+        REQUIRE(edge_start(h, p));
+        wbgc_memmove(p, a + cases[c].dst, srcbuf + cases[c].src, (size_t)cases[c].n);
+        CHECKF(memcmp(a, want, 64) == 0, "case %zu: wbgc_memmove(A+%d, src+%d, %d) moved the "
+               "wrong bytes", c, cases[c].dst, cases[c].src, cases[c].n);
+        edge_finish(h, p);
+        if (!edge_alive(h, hidden, seed)) {
+            lost++;
+            FAILF("case %zu: wbgc_memmove(A+%d, src+%d, n=%d) overwrote the word holding X=%p "
+                  "without shading it: X was freed", c, cases[c].dst, cases[c].src, cases[c].n,
+                  (void *)(hidden ^ EDGE_MASK));
+        }
+        wbgc_write(p, &root[0], NULL);
+    }
+    note("%zu partial-word moves over a pointer while marking; %d lost", ARRAY_LEN(cases), lost);
+    wbgc_remove_roots(h, root);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* wbgc_memmove agrees with memmove, byte for byte, for every offset pair
+   and size up to three words, overlapping both ways, with the barrier off
+   and on. */
+static void test_memmove_bytes_exact(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    unsigned char *obj = wbgc_alloc_noscan(p, 128);
+    REQUIRE(obj);
+    unsigned char want[128];
+    long bad = 0, runs = 0;
+    for (int marking = 0; marking < 2; marking++) {
+        if (marking) {
+            wbgc__gc_start(p, 1, "test");
+            REQUIRE(p->fast.wb_on);
+        }
+        for (int d = 0; d < 40; d++)
+            for (int s = 0; s < 40; s++)
+                for (int n = 0; n <= 25; n++) {
+                    for (int i = 0; i < 128; i++) obj[i] = want[i] = (unsigned char)(i * 7 + 1);
+                    memmove(want + 32 + d, want + 32 + s, (size_t)n);
+                    wbgc_memmove(p, obj + 32 + d, obj + 32 + s, (size_t)n);
+                    runs++;
+                    if (memcmp(obj, want, 128) != 0 && bad++ < 5)
+                        FAILF("wbgc_memmove(+%d, +%d, %d)%s differs from memmove", d, s, n,
+                              marking ? " while marking" : "");
+                }
+    }
+    wbgc_collect(p);
+    note("%ld moves compared, %ld differed", runs, bad);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* wbgc_remove_roots while a cycle marks, before the root regions were
+   scanned: the region's pointers go without a barrier, and X, loaded from
+   it onto the black stack, must not be freed. */
+static void test_remove_roots_while_marking(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (int round = 0; round < 3; round++) {
+        uint64_t seed = 5200 + (uint64_t)round;
+        void **region = calloc(8, sizeof(void *));
+        REQUIRE(region);
+        REQUIRE(wbgc_add_roots(h, region, 8 * sizeof(void *)) == 0);
+        uintptr_t hidden = edge_make(p, seed);
+        REQUIRE(hidden);
+        edge_store(p, &region[3], hidden);
+        REQUIRE(edge_start(h, p));
+        wbgc_remove_roots(h, region);   /* X now only on the (black) stack */
+        memset(region, 0, 8 * sizeof(void *));
+        edge_finish(h, p);
+        CHECKF(edge_alive(h, hidden, seed), "round %d: X=%p, loaded from a root region that was "
+               "then removed while marking, was freed", round, (void *)(hidden ^ EDGE_MASK));
+        free(region);
+    }
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* wbgc_add_roots while a cycle marks, after the root regions were claimed:
+   malloc memory filled with plain stores (rule 4 allows it) and then
+   registered must keep what it holds, though this P's stack, still grey,
+   lets go of X before its scan. */
+static NOINLINE int edge_register(wbgc_heap *h, void **region, uintptr_t hidden)
+{
+    edge_plain_store(&region[5], hidden);
+    return wbgc_add_roots(h, region, 8 * sizeof(void *));
+}
+
+static void test_add_roots_while_marking(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (int round = 0; round < 3; round++) {
+        uint64_t seed = 5300 + (uint64_t)round;
+        void **region = calloc(8, sizeof(void *));
+        REQUIRE(region);
+        uintptr_t hidden = edge_make(p, seed);
+        REQUIRE(hidden);
+        scrub_stack();
+        wbgc__gc_start(p, 1, "test");
+        REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->stack_black);
+        wbgc__mark_some(h, &p->gcw, 1, 0, NULL);   /* the root regions: claimed and scanned */
+        REQUIRE(__atomic_load_n(&h->roots_state, __ATOMIC_ACQUIRE) == 2);
+        REQUIRE(edge_register(h, region, hidden) == 0);
+        scrub_stack();
+        wbgc_safepoint(p);                         /* the stack scan: X is not there */
+        REQUIRE(p->stack_black);
+        edge_finish(h, p);
+        CHECKF(edge_alive(h, hidden, seed), "round %d: X=%p, in a root region registered while "
+               "marking, was freed", round, (void *)(hidden ^ EDGE_MASK));
+        wbgc_collect(p);                            /* and a whole cycle after */
+        CHECKF(edge_alive(h, hidden, seed), "round %d: X=%p freed by the next cycle", round,
+               (void *)(hidden ^ EDGE_MASK));
+        wbgc_remove_roots(h, region);
+        free(region);
+    }
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* Large allocations pay assist debt like small ones. An allocator of
+   large objects only, each dropped at once: with no mark worker the
+   cycles it starts must still end (its assists drive them), and in every
+   mode the heap must stay near its goal. The same run with small objects
+   gives the bound to compare with. */
+static NOINLINE void edge_alloc_run(wbgc_p *p, wbgc_heap *h, size_t size, size_t total,
+                                    uint64_t *peak_alloc, uint64_t *peak_goal)
+{
+    *peak_alloc = *peak_goal = 0;
+    for (size_t done = 0, i = 0; done < total; done += size, i++) {
+        unsigned char *q = wbgc_alloc_noscan(p, size);
+        if (!q) {
+            FAILF("allocation of %zu bytes failed", size);
+            return;
+        }
+        q[0] = q[size - 1] = 1;
+        if (i % (size >= 32 * KB ? 8 : 512) == 0) {
+            wbgc_stats st = get_stats(h);
+            if (st.heap_alloc > *peak_alloc) *peak_alloc = st.heap_alloc;
+            if (st.heap_goal > *peak_goal) *peak_goal = st.heap_goal;
+        }
+    }
+}
+
+static void test_large_alloc_assists(void)
+{
+    static const struct { int workers; const char *mode; } modes[] = {{0, "incremental"},
+                                                                       {-1, "concurrent"}};
+    const size_t total = scaled(512 * MB);
+    for (size_t m = 0; m < ARRAY_LEN(modes); m++) {
+        double ratio[2] = {0, 0};
+        for (int large = 0; large < 2; large++) {
+            errlog log;
+            wbgc_heap *h = open_heap(&log, 100, 0, modes[m].workers, 0);
+            REQUIRE(h);
+            wbgc_p *p = wbgc_attach(h);
+            REQUIRE(p);
+            size_t size = large ? 64 * KB : 4 * KB;
+            uint64_t c0 = cycles_of(h), peak, goal;
+            edge_alloc_run(p, h, size, total, &peak, &goal);
+            wbgc_stats st = get_stats(h);
+            uint64_t cyc = st.cycles - c0;
+            ratio[large] = goal ? (double)peak / (double)goal : 0;
+            note("%s, %zu x %zu KiB dropped: %llu cycles, peak heap %.1f MiB against a goal of "
+                 "%.1f MiB (%.2fx), heap_sys %.1f MiB", modes[m].mode, total / size, size / KB,
+                 (unsigned long long)cyc, peak / (double)MB, goal / (double)MB, ratio[large],
+                 st.heap_sys / (double)MB);
+            CHECKF(cyc >= 10, "%s, %s objects: only %llu cycles completed while %zu MiB were "
+                   "allocated against a %.1f MiB goal", modes[m].mode, large ? "large" : "small",
+                   (unsigned long long)cyc, total / MB, goal / (double)MB);
+            CHECKF(peak <= 2 * goal + 2 * MB, "%s, %s objects: heap peaked at %.1f MiB, goal %.1f MiB",
+                   modes[m].mode, large ? "large" : "small", peak / (double)MB, goal / (double)MB);
+            CHECKF(st.heap_sys <= 64 * MB, "%s, %s objects: heap_sys %.1f MiB", modes[m].mode,
+                   large ? "large" : "small", st.heap_sys / (double)MB);
+            CLOSE_HEAP(h, p, &log);
+        }
+        CHECKF(ratio[1] <= ratio[0] * 1.25 + 0.1, "%s: large objects overshoot the goal %.2fx, "
+               "small ones %.2fx", modes[m].mode, ratio[1], ratio[0]);
+    }
+}
+
+/* Check mode reports a P used from another thread at every entry point,
+   the inline allocation, safepoint and barrier paths included, and the
+   call does nothing else (allocation returns NULL). */
+typedef struct other_p_arg {
+    wbgc_p *p;
+    void **slot;
+    void *val;
+    void *got;
+} other_p_arg;
+
+static void *use_other_p(void *argp)
+{
+    other_p_arg *a = argp;
+    a->got = wbgc_alloc(a->p, 32);
+    wbgc_alloc_noscan(a->p, 100 * KB);
+    wbgc_safepoint(a->p);
+    wbgc_write(a->p, a->slot, a->val);
+    void *pair[2] = {a->val, a->val};
+    wbgc_write2(a->p, a->slot, a->val, a->slot, a->val);
+    wbgc_memmove(a->p, a->slot, pair, sizeof(void *));
+    return NULL;
+}
+
+static void test_misuse_other_threads_p_check_mode(void)
+{
+    static const char *const calls[] = {"wbgc_alloc", "wbgc_alloc_noscan", "wbgc_safepoint",
+                                        "wbgc_write", "wbgc_write", "wbgc_memmove"};
+    errlog log;
+    pthread_t t;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *root[1];
+    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
+    void *obj = wbgc_alloc(p, 48);
+    REQUIRE(obj);
+    other_p_arg a = {p, root, obj, (void *)1};
+    int e0 = errlog_count(&log);
+    REQUIRE(pthread_create(&t, NULL, use_other_p, &a) == 0);
+    join_blocking(p, t);
+    int n = errlog_count(&log) - e0;
+    CHECKF(a.got == NULL, "wbgc_alloc with another thread's P returned %p", a.got);
+    CHECKF(n == (int)ARRAY_LEN(calls), "%d misuse reports for %zu calls with another thread's P",
+           n, ARRAY_LEN(calls));
+    for (int i = 0; i < n && i < (int)ARRAY_LEN(calls); i++) {
+        const char *m = errlog_msg(&log, e0 + i);
+        CHECKF(ci_contains(m, "rule 1") && ci_contains(m, calls[i]) && errlog_has_ptr(&log, e0 + i, p),
+               "report %d should name %s, the P %p and rule 1: \"%s\"", i, calls[i], (void *)p, m);
+    }
+    int e1 = misuse_then_still_works(p, &log);
+    wbgc_write(p, &root[0], NULL);
+    wbgc_remove_roots(h, root);
+    misuse_close_quietly(h, p, &log, e1);
+}
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -4095,6 +4431,12 @@ static const test_case g_tests[] = {
     {"flush_stops_when_work_full", test_flush_stops_when_work_full},
     {"flush_mark_word_cache", test_flush_mark_word_cache},
     {"batched_stores", test_batched_stores},
+    {"memmove_partial_words", test_memmove_partial_words},
+    {"memmove_bytes_exact", test_memmove_bytes_exact},
+    {"remove_roots_while_marking", test_remove_roots_while_marking},
+    {"add_roots_while_marking", test_add_roots_while_marking},
+    {"large_alloc_assists", test_large_alloc_assists},
+    {"misuse_other_threads_p_check_mode", test_misuse_other_threads_p_check_mode},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif
