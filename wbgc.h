@@ -215,8 +215,15 @@ WBGCDEF void       wbgc_blocking_end(wbgc_p *p);
 WBGCDEF void      *wbgc_alloc(wbgc_p *p, size_t size);
 WBGCDEF void      *wbgc_alloc_noscan(wbgc_p *p, size_t size);
 
-/* wbgc_memmove moves n bytes that may hold GC pointers, with barriers.
-   Pointers are moved in whole aligned words. */
+/* wbgc_memmove moves n bytes that may hold GC pointers, with barriers, as
+   memmove does (overlap allowed), for any n and any alignment of dst and
+   src. Every aligned word of dst that the move overwrites goes through the
+   barrier: a word covered whole is stored whole (a pointer is never split,
+   and one read from an unaligned src arrives whole); a word covered only in
+   part (the first or last word of an unaligned or odd-sized move) has its
+   old value shaded, so whatever pointer it held survives this cycle, and
+   then only the bytes inside [dst, dst+n) are written (a pointer cut in two
+   that way is no longer a pointer; the bytes outside are left alone). */
 WBGCDEF void       wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n);
 
 /* wbgc_add_roots registers [start, start+size) as a root region: every
@@ -1999,17 +2006,71 @@ static WBGC__NOINLINE void wbgc__memmove_slow(wbgc_p *p, uintptr_t *dst, const u
     }
 }
 
+/* wbgc__wb_record: the barrier without its store, for a word that is about
+   to be changed other than by one whole store: appends (val, *slot) and
+   flushes when that fills the buffer. The caller changes the word at once
+   after, with no safepoint between (PITFALLS 5). */
+static inline void wbgc__wb_record(wbgc_p *p, void *slot, void *val)
+{
+    wbgc__pfast *f = &p->fast;
+    void **e = f->wb_next;
+    f->wb_next = e + 2;
+    e[0] = val;
+    e[1] = *(void *const *)slot;
+    if (e + 2 == f->wb_end) wbgc__wb_flush(p, slot, val);
+}
+
+/* wbgc__memmove_bytes moves n bytes in any alignment with the barrier on,
+   one aligned word of the destination at a time, in the order the overlap
+   needs. A word that the move covers whole gets its new value (read from
+   src whatever src's alignment) in one store through the barrier. A word
+   it covers only in part is recorded first with its old value (a pointer
+   it held is shaded: the deletion half) and the value its bytes will make,
+   then only the bytes inside [dst, dst+n) are written: bytes of the word
+   outside the move are never rewritten, so a neighbour's concurrent store
+   into them is not undone. Reading the whole word may read bytes beyond a
+   malloc block's end (never beyond its page): the sanitizers are told. */
+static WBGC__NOINLINE WBGC__NO_SANITIZE void wbgc__memmove_bytes(wbgc_p *p, unsigned char *dst,
+                                                                 const unsigned char *src, size_t n)
+{
+    const uintptr_t W = sizeof(uintptr_t);
+    uintptr_t d0 = (uintptr_t)dst, d1 = d0 + n;
+    uintptr_t first = d0 & ~(W - 1), last = (d1 - 1) & ~(W - 1);
+    int forward = dst < src;
+    for (uintptr_t w = forward ? first : last;; w = forward ? w + W : w - W) {
+        uintptr_t lo = w < d0 ? d0 : w, hi = w + W > d1 ? d1 : w + W;
+        const unsigned char *s = src + (lo - d0);
+        if (lo == w && hi == w + W) {
+            uintptr_t v;
+            if (((uintptr_t)s & (W - 1)) == 0) v = WBGC__LOAD(*(const uintptr_t *)s);  /* whole, once */
+            else memcpy(&v, s, W);
+            wbgc_write(p, (void *)w, (void *)v);
+        } else {
+            uintptr_t v = WBGC__LOAD(*(const uintptr_t *)w);
+            memcpy((unsigned char *)&v + (lo - w), s, hi - lo);
+            wbgc__wb_record(p, (void *)w, (void *)v);
+            memmove((void *)lo, s, hi - lo);
+        }
+        if (w == (forward ? last : first)) break;
+    }
+}
+
 WBGCDEF void wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n)
 {
+    if (WBGC__UNLIKELY(p->check) && wbgc__check_p(p, "wbgc_memmove") < 0) return;
     if (dst == src || n == 0) return;
-    if ((((uintptr_t)dst | (uintptr_t)src | n) & (sizeof(uintptr_t) - 1)) != 0) {
-        memmove(dst, src, n);  /* unaligned: holds no pointer the collector sees */
-        return;
-    }
-    if (WBGC__UNLIKELY(p->fast.wb_on))
+    int whole = ((((uintptr_t)dst | (uintptr_t)src | n) & (sizeof(uintptr_t) - 1)) == 0);
+    if (WBGC__LIKELY(!p->fast.wb_on)) {
+        /* No cycle marks (the barrier goes on only in a pause, and there is
+           no safepoint in here): no barrier is owed, and nobody reads the
+           words while they are copied. Aligned words still move whole. */
+        if (whole) wbgc__copy_words((uintptr_t *)dst, (const uintptr_t *)src, n / sizeof(uintptr_t));
+        else memmove(dst, src, n);
+    } else if (whole) {
         wbgc__memmove_slow(p, (uintptr_t *)dst, (const uintptr_t *)src, n / sizeof(uintptr_t));
-    else
-        wbgc__copy_words((uintptr_t *)dst, (const uintptr_t *)src, n / sizeof(uintptr_t));
+    } else {
+        wbgc__memmove_bytes(p, (unsigned char *)dst, (const unsigned char *)src, n);
+    }
 }
 
 /* =========================================================================
