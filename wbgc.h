@@ -230,7 +230,13 @@ WBGCDEF void       wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n)
    aligned word in it is scanned conservatively at each cycle. Stores of GC
    pointers into it use wbgc_write. Returns 0, or -1 (after on_error) for a
    NULL or empty region or when memory runs out. wbgc_remove_roots
-   unregisters the region that starts at start. Callable from any thread. */
+   unregisters the region that starts at start. Callable from any thread, at
+   any time: while a cycle marks, a region added after the cycle scanned the
+   root regions has what it holds greyed at once (so pointers stored into
+   malloc memory with plain stores, then registered, are safe), and a region
+   removed before that scan has what it holds greyed before it goes (so an
+   object loaded from it survives the cycle). Either costs one scan of the
+   region, only then. */
 WBGCDEF int        wbgc_add_roots(wbgc_heap *h, void *start, size_t size);
 WBGCDEF void       wbgc_remove_roots(wbgc_heap *h, void *start);
 
@@ -2587,7 +2593,8 @@ static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
 }
 
 /* wbgc__mark_termination ends the mark phase. World stopped, every barrier
-   buffer and gcWork empty, quiescent. O(Ps): turns the barrier off, stops
+   buffer and gcWork empty, quiescent, the phase already closed (under
+   roots_lock, by the caller). O(Ps): turns the barrier off, stops
    allocating black, hands every P's cached spans to the sweep, and makes
    every swept span list unswept (a few pointer moves per size class). */
 static void wbgc__mark_termination(wbgc_heap *h)
@@ -2602,7 +2609,6 @@ static void wbgc__mark_termination(wbgc_heap *h)
         q->black_bytes = q->gcw.bytes_marked = 0;
         wbgc__release_caches(h, q, 1);
     }
-    WBGC__STORE(h->phase, WBGC__PHASE_OFF);
     wbgc__trigger_feedback(h);
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
 }
@@ -2649,7 +2655,14 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
        reason to restart: a P that keeps storing always has one). */
     for (wbgc_p *q = h->ps; q; q = q->next)
         if (wbgc__p_has_work(q)) wbgc__flush_p(h, q);
+    /* Decided under roots_lock, with the phase closed in the same hold: a
+       root region that a thread without a P adds or removes meanwhile has
+       either greyed what it holds before this look, or sees the phase off
+       (wbgc__roots_changed). */
+    pthread_mutex_lock(&h->roots_lock);
     int more = !wbgc__quiescent(h);
+    if (!more) WBGC__STORE(h->phase, WBGC__PHASE_OFF);
+    pthread_mutex_unlock(&h->roots_lock);
     uint64_t before = wbgc__heap_estimate(h);
     uint64_t mark_start = h->mark_start_ns, pause1 = h->start_pause_ns;  /* gc_lock held */
     const char *why = h->start_why;
@@ -3000,7 +3013,6 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
     WBGC__STORE(h->cycle_marked, 0);
     h->start_paced = !forced;            /* gc_lock held: read at termination */
     h->start_est = wbgc__heap_estimate(h);
-    __atomic_store_n(&h->roots_state, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&h->stacks_pending, h->nps, __ATOMIC_RELEASE);
     WBGC__STORE(h->assist_ratio, wbgc__assist_ratio(h));
     /* Under sched_lock too: the world is stopped, but a mark worker still
@@ -3016,7 +3028,13 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
         q->req |= WBGC__REQ_SCAN;
     }
     pthread_mutex_unlock(&h->sched_lock);
+    /* The phase and the root scan's state change together under roots_lock,
+       so that a region added or removed by a thread holding no P (which
+       the stop does not wait for) sees both or neither (wbgc__roots_changed). */
+    pthread_mutex_lock(&h->roots_lock);
+    __atomic_store_n(&h->roots_state, 0, __ATOMIC_RELEASE);
     WBGC__STORE(h->phase, WBGC__PHASE_MARK);
+    pthread_mutex_unlock(&h->roots_lock);
     uint64_t t_end = wbgc__now_ns();
     h->mark_start_ns = t0;
     h->start_pause_ns = t_end - t0;
@@ -3442,6 +3460,27 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
     pthread_cond_broadcast(&h->work_cv);
 }
 
+/* wbgc__roots_changed greys what a root region points to when it is added
+   or removed while a cycle marks, where the cycle's scan of the root
+   regions would otherwise miss it: a region added after that scan began
+   (roots_state 1 or 2) is not scanned this cycle, and a region removed
+   before it ended (0 or 1) takes its pointers away with no barrier; an
+   object that the program loaded from it, or stored into it with plain
+   stores before registering it (rule 4), would be freed while its stack
+   holds it. roots_lock held: the scan, the phase's start and its end take
+   it too, so the look at phase and state cannot race them. Any thread. */
+static void wbgc__roots_changed(wbgc_heap *h, uintptr_t lo, uintptr_t hi, int adding)
+{
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
+    int st = __atomic_load_n(&h->roots_state, __ATOMIC_ACQUIRE);
+    if (adding ? st == 0 : st == 2) return;
+    wbgc__gcwork g;
+    memset(&g, 0, sizeof g);
+    wbgc__scan_range(h, &g, lo, hi);
+    wbgc__gcw_dispose(h, &g);  /* under roots_lock: termination sees it */
+    pthread_cond_broadcast(&h->work_cv);
+}
+
 WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
 {
     if (!h || h->magic != WBGC__H_MAGIC) {
@@ -3470,6 +3509,7 @@ WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
     h->roots[h->nroots].lo = lo;
     h->roots[h->nroots].hi = lo + size;
     h->nroots++;
+    wbgc__roots_changed(h, lo, lo + size, 1);
     pthread_mutex_unlock(&h->roots_lock);
     return 0;
 }
@@ -3483,6 +3523,7 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
     pthread_mutex_lock(&h->roots_lock);
     for (size_t i = h->nroots; i-- > 0;) {
         if (h->roots[i].start == start) {
+            wbgc__roots_changed(h, h->roots[i].lo, h->roots[i].hi, 0);
             h->roots[i] = h->roots[--h->nroots];
             pthread_mutex_unlock(&h->roots_lock);
             return;
