@@ -1481,6 +1481,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why);
 static void wbgc__collect_stw(wbgc_p *self, int forced, const char *why);
 static void wbgc__collect_full(wbgc_p *self, const char *why);
 static void wbgc__assist(wbgc_p *p, uint64_t bytes);
+static void wbgc__sweep_large(wbgc_heap *h);
 
 /* wbgc__heap_estimate: bytes in objects as the pacer sees them: what the
    last cycle marked, plus what was allocated since it ended. */
@@ -1498,15 +1499,17 @@ static uint64_t wbgc__trigger(wbgc_heap *h)
     return t;
 }
 
-/* wbgc__report_alloc hands p's unreported allocation to the pacer: during
-   marking p pays for it with mark work (an assist); otherwise a cycle starts
-   when the heap reached the trigger. Then, under a memory limit, makes room
-   for `more` bytes: a full cycle, then failure. Returns 0, or -1 after
-   reporting. Called by p's thread, holding no lock. */
-static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
+/* wbgc__report_alloc hands p's unreported allocation, plus `charge` bytes
+   about to be allocated (a large object: charged before, like a span's
+   worth of small ones is after), to the pacer: during marking p pays for
+   it with mark work (an assist); otherwise a cycle starts when the heap
+   reached the trigger. Then, under a memory limit, makes room for `more`
+   bytes: a full cycle, then failure. Returns 0, or -1 after reporting (the
+   charge taken back). Called by p's thread, holding no lock. */
+static int wbgc__report_alloc(wbgc_p *p, uint64_t charge, uint64_t more)
 {
     wbgc_heap *h = p->heap;
-    uint64_t delta = p->allocd - p->allocd_reported;
+    uint64_t delta = p->allocd - p->allocd_reported + charge;
     p->allocd_reported = p->allocd;
     WBGC__ADD(h->alloc_since, delta);
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
@@ -1523,6 +1526,7 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t more)
                          "limit of %zu bytes (%llu bytes live after a full collection)",
                          (unsigned long long)more, limit,
                          (unsigned long long)wbgc__heap_estimate(h));
+            WBGC__ADD(h->alloc_since, (uint64_t)0 - charge);
             return -1;
         }
     }
@@ -1632,7 +1636,7 @@ static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
     wbgc_heap *h = p->heap;
     uint32_t cls = spc >> 1;
     uint64_t span_bytes = (uint64_t)wbgc__classes.npages[cls] << WBGC__PAGE_SHIFT;
-    if (wbgc__report_alloc(p, span_bytes) < 0) return NULL;
+    if (wbgc__report_alloc(p, 0, span_bytes) < 0) return NULL;
 
     /* No safepoint from here on: a span held off every list must not be
        held across a stop of the world. */
@@ -1674,9 +1678,19 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     }
     size_t npages = (size + WBGC__PAGE - 1) >> WBGC__PAGE_SHIFT;
     size_t bytes = npages << WBGC__PAGE_SHIFT;
-    if (wbgc__report_alloc(p, bytes) < 0) return NULL;
+    /* Charged before: the pacer sees it (a cycle may start) and, while a
+       cycle marks, p pays for it with an assist like any allocation. */
+    if (wbgc__report_alloc(p, bytes, bytes) < 0) return NULL;
+    /* Lazy sweeping, as refill does for small objects: the large objects
+       the last cycle found dead go back to the page heap before this one
+       takes pages, else they stay until the next cycle starts and the heap
+       holds up to a cycle's worth of them over its goal. */
+    wbgc__sweep_large(h);
     wbgc__span *s = wbgc__new_span(h, (uint32_t)noscan, npages);
-    if (!s) return NULL;
+    if (!s) {
+        WBGC__ADD(h->alloc_since, (uint64_t)0 - bytes);
+        return NULL;
+    }
     /* INV-ZERO. Large runs are zeroed by the kernel, page by page on first
        touch: no long memset between two safepoints, and untouched pages
        cost no memory. */
@@ -1692,8 +1706,7 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     wbgc__list_push(&h->large, s);
     pthread_mutex_unlock(&h->lock);
     WBGC__STORE(p->allocd, p->allocd + bytes);
-    p->allocd_reported += bytes;
-    WBGC__ADD(h->alloc_since, bytes);
+    p->allocd_reported += bytes;  /* charged above */
     return (void *)s->base;
 }
 
