@@ -104,6 +104,25 @@
    every store (where it lands, what it points to) and poisons freed
    objects, reporting a write into one when its memory is reused.
 
+   ON MISUSE
+
+   p must be a P that wbgc_attach returned to the calling thread and that
+   is still attached; wbgc does not survive a NULL or made-up p. A detached
+   P, and another thread's P, are reported (on_error, "wbgc: misuse: ...",
+   naming the call, the P, both threads and rule 1) by every call that is
+   not inline (wbgc_detach, wbgc_collect, wbgc_blocking_begin/end,
+   wbgc_memmove in check mode) and by the slow paths of the inline ones
+   (an allocation that refills a span or is large, a safepoint where the
+   collector asked something). Outside check mode the fast paths check
+   nothing, so that they stay a few instructions: an allocation from the
+   cached span, a barrier with room in the buffer, a safepoint with nothing
+   asked. In WBGC_CHECK mode every allocation, safepoint, barrier (the
+   inline ones, wbgc_write2 and wbgc_write_n included) and wbgc_memmove
+   checks the calling thread. A reported call does nothing else (an
+   allocation returns NULL), except a barrier, whose store goes ahead.
+   A missing barrier (a plain store where rule 2 asks for wbgc_write) is
+   invisible to check mode: WBGC_VERIFY finds the object it loses.
+
    WHAT WBGC DOES NOT DO
 
    It does not move objects, run finalizers, keep weak references, or see GC
@@ -260,8 +279,11 @@ typedef struct wbgc__pfast {
     void   **wb_end;    /* one past the last entry                           */
     uint32_t wb_on;     /* take the barrier's slow path: marking, or check
                            mode; written only while the P is stopped         */
-    uint32_t preempt;   /* nonzero: the collector asks something of this P;
-                           written by other threads, read with relaxed loads */
+    uint32_t preempt;   /* nonzero: take the slow path of a safepoint or an
+                           allocation. Bit 0: the collector asks something
+                           of this P; bit 1: check mode (the slow path checks
+                           the calling thread). Written under sched_lock,
+                           read with relaxed loads */
 } wbgc__pfast;
 
 /* The flush has a fixed symbol name: the amd64 trampoline calls it. */
@@ -1270,12 +1292,15 @@ static void wbgc__flush_p(wbgc_heap *h, wbgc_p *p);
          (p)->saved_sp = (uintptr_t)&wbgc__sp_; } while (0)
 #endif
 
+#define WBGC__PREEMPT_ASK   1u  /* something is asked of the P (or it is detached) */
+#define WBGC__PREEMPT_CHECK 2u  /* check mode: every safepoint and allocation checks its thread */
+
 /* wbgc__update_preempt sets p->fast.preempt from what is asked of p.
    sched_lock held. */
 static void wbgc__update_preempt(wbgc_heap *h, wbgc_p *p)
 {
     uint32_t ask = (p->magic != WBGC__P_MAGIC) || (h->stopping && h->stopper != p) || p->req;
-    WBGC__STORE(p->fast.preempt, ask);
+    WBGC__STORE(p->fast.preempt, (ask ? WBGC__PREEMPT_ASK : 0u) | (p->check ? WBGC__PREEMPT_CHECK : 0u));
 }
 
 /* wbgc__park stops p at a safepoint until the world restarts. sched_lock
@@ -1397,6 +1422,9 @@ static WBGC__NOINLINE void wbgc__sleep_blocked(wbgc_heap *h, wbgc_p *self, uint6
 static int wbgc__safepoint_at(wbgc_p *p, const char *fn)
 {
     if (wbgc__check_p(p, fn) < 0) return -1;
+    /* Nothing asked (check mode comes here every time): no lock. A request
+       missed by this relaxed look keeps the bit set for the next one. */
+    if (!(WBGC__LOAD(p->fast.preempt) & WBGC__PREEMPT_ASK)) return 0;
     wbgc_heap *h = p->heap;
     pthread_mutex_lock(&h->sched_lock);
     for (;;) {
@@ -1963,7 +1991,12 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
 WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
-    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) {
+        /* Rule 1, checked where check mode sends every barrier. The store
+           goes ahead after a report that returns, as it must. */
+        (void)wbgc__check_p(p, "wbgc_write");
+        wbgc__check_store(p, slot, val);
+    }
     wbgc__wb_drain(h, p, &p->gcw);
     wbgc__gcw_make_room(h, &p->gcw);
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
@@ -2347,9 +2380,9 @@ static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 #define WBGC__PREFETCH_DEPTH 16
 
 /* wbgc__drain scans grey objects from g (and the global lists) until none
-   is left, budget bytes were scanned, or *stop (a P's preempt flag: the
-   collector wants this P at a safepoint) is set; returns the bytes
-   scanned. */
+   is left, budget bytes were scanned, or *stop (a P's preempt word) has
+   WBGC__PREEMPT_ASK set (the collector wants this P at a safepoint);
+   returns the bytes scanned. */
 static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, const uint32_t *stop)
 {
     uintptr_t ring[WBGC__PREFETCH_DEPTH];
@@ -2357,7 +2390,7 @@ static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, cons
     uint64_t done = 0;
     for (;;) {
         if ((++polls & 63) == 0) {
-            if (stop && WBGC__LOAD(*stop)) budget = 0;
+            if (stop && (WBGC__LOAD(*stop) & WBGC__PREEMPT_ASK)) budget = 0;
             if (h->nworkers && !WBGC__LOAD(h->work_full)) wbgc__gcw_balance(h, g);
         }
         if (done >= budget) {  /* hand back what waits in the ring */
