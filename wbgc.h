@@ -165,6 +165,8 @@ typedef struct wbgc_p    wbgc_p;      /* one mutator thread's context ("P")    *
 #define WBGC_CHECK         0x2u  /* check mode: every barrier validated      */
 #define WBGC_TRACE         0x4u  /* one line per cycle on stderr             */
 #define WBGC_NO_STACK_SCAN 0x8u  /* do not scan thread stacks conservatively */
+#define WBGC_VERIFY        0x10u /* re-mark every cycle stop-the-world and
+                                    compare: reports any object lost      */
 
 typedef struct wbgc_config {
     int      gc_percent;    /* heap growth over live before the next cycle;
@@ -193,6 +195,9 @@ typedef struct wbgc_stats {
                                       pause number k (from 0) is at [k % 256] */
     uint64_t wb_flushes;      /* barrier buffer flushes                    */
     uint64_t mark_assist_ns;  /* time mutators spent assisting             */
+    uint64_t verify_runs;     /* WBGC_VERIFY: cycles verified              */
+    uint64_t verify_lost;     /* objects the verifier found lost           */
+    uint64_t verify_ns;       /* time spent verifying (inside pauses)      */
 } wbgc_stats;
 
 /* wbgc_config_default fills cfg with the defaults listed above. */
@@ -754,6 +759,8 @@ typedef struct wbgc__span {
     struct wbgc__span *next, *prev;
     uint64_t  allocbits[WBGC__BITMAP_WORDS];
     uint64_t  markbits[WBGC__BITMAP_WORDS];
+    uint64_t  vbits[WBGC__BITMAP_WORDS];  /* WBGC_VERIFY's own marks; clear
+                                             outside the verifier */
 } wbgc__span;
 
 /* A sentinel with no free slot: a P's empty cache entries point here, so the
@@ -961,6 +968,7 @@ struct wbgc_heap {
     uint64_t        pause_count, pause_total_ns, pause_max_ns;
     uint64_t        pause_recent_ns[256];
     uint64_t        wb_flushes, mark_assist_ns;
+    uint64_t        verify_runs, verify_lost, verify_ns;
 };
 
 /* =========================================================================
@@ -1176,6 +1184,7 @@ static void wbgc__span_init(wbgc__span *s, uint32_t spc)
     s->cached = 0;
     memset(s->allocbits, 0, sizeof s->allocbits);
     memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
+    memset(s->vbits, 0, sizeof s->vbits);
 }
 
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
@@ -2571,6 +2580,226 @@ static void *wbgc__worker_main(void *arg)
 }
 
 /* =========================================================================
+   Verifier (WBGC_VERIFY)
+   ========================================================================= */
+
+/* wbgc__verify checks the mark that just ended, as Go's gccheckmark does:
+   in the final pause, after marking found no work left and before anything
+   is swept, it marks the heap again from the roots, world stopped, into
+   bits of its own (vbits), with code of its own (span lookup, object index
+   by division, an explicit stack of objects), and compares. At that point
+   every marked object is black, so a word of a marked object, or of a root
+   region, that points into an allocated object the mark left white breaks
+   INV-TRICOLOUR for good: the sweep would free an object the program can
+   still reach. That is a lost object, and it is reported.
+   Stack words and saved registers are followed (to reach what only they
+   hold) but an unmarked object found directly from one is not reported: a
+   conservative scan cannot tell a live word from a stale one (a dead
+   frame's slot, a caller-saved register that the barrier's trampoline
+   spilled, pointing to an object that died before the cycle), and such
+   objects are what the sweep is for. A pointer lost while only a black
+   stack holds it is caught when the program stores it back into a marked
+   object (usually within a cycle). What the stack scan must have seen is
+   checked too: a P whose stack was not scanned this cycle is reported
+   itself. What could be reported falsely: a plain store of an integer that
+   looks like a pointer to a dead object, into a scanned object after its
+   scan.
+   Each loss goes to on_error as "wbgc: fatal: verifier: ..." with the
+   object (address, size, span) and the word that points to it (which root
+   or object, and where); the default handler aborts. A handler that returns
+   lets the cycle go on with every object the verifier reached marked, so
+   nothing is freed under the program. World stopped; a calling P's context
+   saved in a frame that outlives the call. */
+
+typedef struct wbgc__verifier {
+    wbgc_heap *h;
+    uintptr_t *stack;          /* objects to scan; bit 0: the object is marked */
+    size_t     n, cap;
+    int        oom;
+    uint64_t   objects, lost;
+    uintptr_t  seen_lost[64];  /* lost objects reported (others: counted again) */
+    int        nmsg;
+    char       msg[4][640];
+} wbgc__verifier;
+
+/* wbgc__v_object finds the allocated object holding v, its own way (the
+   marker's index is a multiply and shift; here it is a division). Returns
+   its span and index, or NULL. */
+static wbgc__span *wbgc__v_object(wbgc_heap *h, uintptr_t v, size_t *idx)
+{
+    wbgc__span *s = wbgc__get_page(h, v);
+    if (!s || s->state != WBGC__SPAN_INUSE) return NULL;
+    if (v < s->base || v - s->base >= (s->npages << WBGC__PAGE_SHIFT)) return NULL;
+    size_t i = (v - s->base) / s->elemsize;
+    if (i >= s->nelems || !((s->allocbits[i / 64] >> (i % 64)) & 1)) return NULL;
+    *idx = i;
+    return s;
+}
+
+/* wbgc__v_where describes the word at `at` that a lost object was found
+   through: in a root region, a stack, or an object. */
+static void wbgc__v_where(wbgc_heap *h, uintptr_t at, uintptr_t from, char *buf, size_t len)
+{
+    size_t i;
+    wbgc__span *s = from ? wbgc__v_object(h, from, &i) : NULL;
+    if (s) {
+        snprintf(buf, len, "object %#lx (%zu bytes, marked) at offset %lu", (unsigned long)from,
+                 s->elemsize, (unsigned long)(at - from));
+        return;
+    }
+    for (size_t r = 0; r < h->nroots; r++)
+        if (at >= h->roots[r].lo && at < h->roots[r].hi) {
+            snprintf(buf, len, "root region [%#lx, %#lx) at offset %lu",
+                     (unsigned long)h->roots[r].lo, (unsigned long)h->roots[r].hi,
+                     (unsigned long)(at - h->roots[r].lo));
+            return;
+        }
+    for (wbgc_p *q = h->ps; q; q = q->next)
+        if (at >= q->stack_lo && at < q->stack_hi) {
+            snprintf(buf, len, "the stack of P %p (thread %#lx) at %#lx, %lu bytes below its base",
+                     (void *)q, wbgc__thread_id(q->thread), (unsigned long)at,
+                     (unsigned long)(q->stack_hi - at));
+            return;
+        }
+    snprintf(buf, len, "%#lx", (unsigned long)at);
+}
+
+/* wbgc__v_word follows the word at `at`, holding v: from a root region or
+   a marked object (`from`: the object, 0 for a root) when `sure`; else from
+   a stack, registers or an unmarked object, whose words may be stale. */
+static void wbgc__v_word(wbgc__verifier *V, uintptr_t at, uintptr_t v, uintptr_t from, int sure)
+{
+    size_t i;
+    wbgc__span *s = wbgc__v_object(V->h, v, &i);
+    if (!s) return;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    int marked = (s->markbits[i / 64] & bit) != 0, seen = (s->vbits[i / 64] & bit) != 0;
+    uintptr_t obj = s->base + i * s->elemsize;
+    if (!marked && sure && seen) {  /* reached first from a stack: lost all the same */
+        for (uint64_t k = 0; k < V->lost && k < 64; k++)
+            if (V->seen_lost[k] == obj) return;
+    } else if (seen) {
+        return;
+    }
+    s->vbits[i / 64] |= bit;
+    V->objects += !seen;
+    if (!marked && sure) {
+        if (V->lost < 64) V->seen_lost[V->lost] = obj;
+        if (V->nmsg < (int)(sizeof V->msg / sizeof V->msg[0])) {
+            char where[256];
+            wbgc__v_where(V->h, at, from, where, sizeof where);
+            snprintf(V->msg[V->nmsg++], sizeof V->msg[0],
+                     "wbgc: fatal: verifier: cycle %llu: object %#lx (%zu bytes, %s, span %#lx) is "
+                     "reachable but the mark left it white, so the sweep would free it: %s holds "
+                     "%#lx, which points into it",
+                     (unsigned long long)WBGC__LOAD(V->h->cycles) + 1, (unsigned long)obj,
+                     s->elemsize, s->noscan ? "noscan" : "scanned", (unsigned long)s->base, where,
+                     (unsigned long)v);
+        }
+        V->lost++;
+    }
+    if (s->noscan || seen) return;
+    if (V->n == V->cap) {
+        size_t cap = V->cap ? V->cap * 2 : 4096;
+        uintptr_t *a = (uintptr_t *)realloc(V->stack, cap * sizeof *a);
+        if (!a) {
+            V->oom = 1;
+            return;
+        }
+        V->stack = a;
+        V->cap = cap;
+    }
+    V->stack[V->n++] = obj | (uintptr_t)marked;  /* objects are 16-byte aligned */
+}
+
+static WBGC__NO_SANITIZE void wbgc__v_range(wbgc__verifier *V, uintptr_t lo, uintptr_t hi,
+                                           uintptr_t from, int sure)
+{
+    uintptr_t hlo = V->h->lo, hhi = V->h->hi;
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+        uintptr_t v = *(const volatile uintptr_t *)a;
+        if (v - hlo < hhi - hlo) wbgc__v_word(V, a, v, from, sure);
+    }
+}
+
+/* wbgc__v_drain scans the objects on the verifier's stack, and what they
+   reach, each object's words followed as sure when it is marked. */
+static void wbgc__v_drain(wbgc__verifier *V)
+{
+    while (V->n) {
+        uintptr_t e = V->stack[--V->n], obj = e & ~(uintptr_t)1;
+        size_t i;
+        wbgc__span *s = wbgc__v_object(V->h, obj, &i);
+        wbgc__v_range(V, obj, obj + s->elemsize, obj, (int)(e & 1));
+    }
+}
+
+/* wbgc__v_spans ends a verification: every in-use span's vbits cleared,
+   and, when objects were lost, whatever the verifier reached marked too. */
+static void wbgc__v_spans(wbgc_heap *h, int repair)
+{
+    pthread_mutex_lock(&h->lock);
+    for (wbgc__arena *a = h->arenas; a; a = a->next) {
+        for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
+            wbgc__span *s = a->pages[i];
+            if (!s || s->state != WBGC__SPAN_INUSE || s->base != a->base + (i << WBGC__PAGE_SHIFT))
+                continue;
+            for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
+                if (repair) s->markbits[w] |= s->vbits[w];
+                s->vbits[w] = 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
+{
+    uint64_t t0 = wbgc__now_ns();
+    wbgc__verifier V;
+    memset(&V, 0, sizeof V);
+    V.h = h;
+    int unscanned = 0;
+    char why[640] = "";
+    pthread_mutex_lock(&h->roots_lock);
+    for (size_t r = 0; r < h->nroots; r++) wbgc__v_range(&V, h->roots[r].lo, h->roots[r].hi, 0, 1);
+    pthread_mutex_unlock(&h->roots_lock);
+    wbgc__v_drain(&V);
+    if (!(h->cfg.flags & WBGC_NO_STACK_SCAN)) {
+        for (wbgc_p *q = h->ps; q; q = q->next) {
+            if (concurrent && !q->stack_black) {
+                if (!unscanned++)
+                    snprintf(why, sizeof why, "wbgc: fatal: verifier: cycle %llu: the stack of P %p "
+                             "(thread %#lx) was not scanned this cycle: whatever only it holds "
+                             "would be freed", (unsigned long long)WBGC__LOAD(h->cycles) + 1,
+                             (void *)q, wbgc__thread_id(q->thread));
+                continue;
+            }
+            if (q->saved_sp >= q->stack_lo && q->saved_sp <= q->stack_hi)
+                wbgc__v_range(&V, q->saved_sp, q->stack_hi, 0, 0);
+            wbgc__v_range(&V, (uintptr_t)q->ctx, (uintptr_t)(q->ctx + WBGC__CTX_SP), 0, 0);
+            wbgc__v_range(&V, (uintptr_t)&q->jb, (uintptr_t)&q->jb + sizeof q->jb, 0, 0);
+        }
+    }
+    wbgc__v_drain(&V);
+    free(V.stack);
+    wbgc__v_spans(h, V.lost != 0);
+    uint64_t dt = wbgc__now_ns() - t0;
+    pthread_mutex_lock(&h->stats_lock);
+    h->verify_runs++;
+    h->verify_lost += V.lost;
+    h->verify_ns += dt;
+    pthread_mutex_unlock(&h->stats_lock);
+    if (V.oom) wbgc__report(h, "wbgc: error: verifier: out of memory for its mark stack; this "
+                            "cycle was verified only in part");
+    if (unscanned) wbgc__report(h, "%s%s", why, unscanned > 1 ? " (and other Ps)" : "");
+    for (int k = 0; k < V.nmsg; k++)
+        wbgc__report(h, "%s (%llu lost objects this cycle; %llu objects reached)", V.msg[k],
+                     (unsigned long long)V.lost, (unsigned long long)V.objects);
+}
+
+/* =========================================================================
    Termination
    ========================================================================= */
 
@@ -2709,6 +2938,10 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
     int more = !wbgc__quiescent(h);
     if (!more) WBGC__STORE(h->phase, WBGC__PHASE_OFF);
     pthread_mutex_unlock(&h->roots_lock);
+    if (!more && (h->cfg.flags & WBGC_VERIFY)) {
+        if (self) WBGC__SAVE_CONTEXT(self);  /* this frame outlives the check */
+        wbgc__verify(h, 1);
+    }
     uint64_t before = wbgc__heap_estimate(h);
     uint64_t mark_start = h->mark_start_ns, pause1 = h->start_pause_ns;  /* gc_lock held */
     const char *why = h->start_why;
@@ -3156,6 +3389,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     wbgc__drain(h, g, UINT64_MAX, NULL);
     wbgc__gcw_dispose(h, g);
     WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
+    if (h->cfg.flags & WBGC_VERIFY) wbgc__verify(h, 0);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
         wbgc__release_caches(h, q, 1);
@@ -3204,6 +3438,9 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
     out->pause_max_ns = h->pause_max_ns;
     memcpy(out->pause_recent_ns, h->pause_recent_ns, sizeof out->pause_recent_ns);
     out->mark_assist_ns = h->mark_assist_ns;
+    out->verify_runs = h->verify_runs;
+    out->verify_lost = h->verify_lost;
+    out->verify_ns = h->verify_ns;
     pthread_mutex_unlock(&h->stats_lock);
 }
 
@@ -3222,7 +3459,7 @@ WBGCDEF void wbgc_config_default(wbgc_config *cfg)
     cfg->user = NULL;
 }
 
-/* wbgc__env_overrides applies WBGC_GC_PERCENT and WBGC_TRACE. */
+/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_TRACE and WBGC_VERIFY. */
 static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
 {
     const char *e = getenv("WBGC_GC_PERCENT");
@@ -3237,6 +3474,8 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
     }
     e = getenv("WBGC_TRACE");
     if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_TRACE;
+    e = getenv("WBGC_VERIFY");
+    if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_VERIFY;
 }
 
 /* wbgc__start_threads starts the background mark workers and the sweeper
@@ -3282,7 +3521,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     memset(&tmp, 0, sizeof tmp);
     tmp.cfg = c;
     wbgc__env_overrides(&tmp, &c);
-    const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN;
+    const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN | WBGC_VERIFY;
     if (c.flags & ~known) {
         wbgc__report(&tmp, "wbgc: error: wbgc_heap_new: unknown flags %#x", c.flags & ~known);
         return NULL;
