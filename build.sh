@@ -4,6 +4,8 @@
 #   ./build.sh          build everything, run the demo (GCBench on wbgc, explained)
 #   ./build.sh test     run the whole test matrix; last line "N passed, N failed"
 #   ./build.sh bench    run the benchmarks (examples/bench)
+#   ./build.sh soak [S] the stress, randomized and tree tests with the verifier
+#                       on, S seconds each (default 60) in every collector mode
 #   ./build.sh clean    remove build/
 #
 # Needs only a C compiler (gcc or cc) and the C library. clang, g++ and the
@@ -84,11 +86,12 @@ FAILED_NAMES=""
 
 # run_suite NAME CMD...: runs a test command, adds its "N passed, N failed".
 run_suite() {
-    local name=$1 log="$OUT/$1.log"
+    local name=$1 log="$OUT/$1.log" t0=$SECONDS
     shift
     echo "== $name"
     "$@" > "$log" 2>&1
     local rc=$?
+    echo "   ($((SECONDS - t0)) s)"
     local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -z "$line" ]; then
         tail -n 20 "$log"
@@ -111,9 +114,9 @@ run_suite() {
 
 # check NAME CMD...: one compile-only check, counted as a test.
 check() {
-    local name=$1; shift
+    local name=$1 t0=$SECONDS; shift
     if "$@" > "$OUT/$name.log" 2>&1; then
-        PASSED=$((PASSED + 1)); echo "== $name: ok"
+        PASSED=$((PASSED + 1)); echo "== $name: ok ($((SECONDS - t0)) s)"
     else
         FAILED=$((FAILED + 1)); FAILED_NAMES="$FAILED_NAMES $name"
         echo "== $name: FAILED"; tail -n 20 "$OUT/$name.log"
@@ -134,11 +137,17 @@ cmd_test() {
     # 1. gcc, optimised
     check build-gcc-O2 "$CC" -O2 -g $WARN test.c -o "$OUT/test_O2" $LIBS; stop_on_failure
     run_suite test-gcc-O2 "$OUT/test_O2"; stop_on_failure
+    # the same tests that run many cycles, with the collector verifying its
+    # own mark at the end of every cycle (WBGC_VERIFY)
+    WBGC_VERIFY=1 run_suite test-gcc-O2-verify "$OUT/test_O2" $(verify_tests "$OUT/test_O2")
+    stop_on_failure
 
     # 1b. the portable barrier (the amd64 asm's twin), optimised
     check build-gcc-O2-noasm "$CC" -O2 -g $WARN -DWBGC_NO_ASM test.c -o "$OUT/test_noasm" $LIBS
     stop_on_failure
     run_suite test-gcc-O2-noasm "$OUT/test_noasm"; stop_on_failure
+    WBGC_VERIFY=1 run_suite test-gcc-O2-noasm-verify "$OUT/test_noasm" $(verify_tests "$OUT/test_noasm")
+    stop_on_failure
 
     # 2. debug build with AddressSanitizer + UndefinedBehaviorSanitizer
     local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
@@ -188,7 +197,14 @@ cmd_test() {
     run_suite static-two-units-run "$OUT/static2"; stop_on_failure
 
     # 6. the Lisp interpreter's programs, in every collector mode
-    run_suite lisp-tests bash examples/lisp/run_tests.sh "$OUT/lisp"
+    run_suite lisp-tests bash examples/lisp/run_tests.sh "$OUT/lisp"; stop_on_failure
+
+    # 7. aarch64 (weakly ordered: what x86 forgives shows there), under qemu
+    if have aarch64-linux-gnu-gcc && { have qemu-aarch64 || have qemu-aarch64-static; }; then
+        run_suite test-aarch64-qemu bash tests/aarch64.sh "$OUT"; stop_on_failure
+    else
+        echo "== skipped aarch64: apt-get install gcc-aarch64-linux-gnu qemu-user"
+    fi
     finish
 }
 
@@ -222,10 +238,32 @@ cmd_bench() {
     "$OUT/gcb/report" $q
 }
 
+# verify_tests BINARY: the tests that run many cycles (every collector
+# mode), which the verifier runs and soak runs long.
+verify_tests() {
+    "$1" --list | grep -E '^(stress|fuzz|tree_reverse)_'
+}
+
+# soak [SECONDS]: every verify test, SECONDS each (default 60), verifier on;
+# prints what each did (operations, barriered stores, cycles) and a total.
+cmd_soak() {
+    local secs=${1:-60}
+    "$CC" -O2 -g $WARN test.c -o "$OUT/test_O2" $LIBS || { echo "build failed"; exit 1; }
+    echo "== soak: $secs s per test, WBGC_VERIFY=1: $(verify_tests "$OUT/test_O2" | tr '\n' ' ')"
+    WBGC_VERIFY=1 WBGC_STRESS_SECONDS=$secs WBGC_FUZZ_SECONDS=$secs WBGC_TREE_SECONDS=$secs \
+        WBGC_TEST_TIMEOUT=$((secs * 2 + 300)) "$OUT/test_O2" $(verify_tests "$OUT/test_O2") \
+        | tee "$OUT/soak.log" | grep -E '^\[ (PASS|FAIL)|note: [0-9]|FAIL|passed'
+    local stores
+    stores=$(grep -oE '[0-9]+ barriered stores' "$OUT/soak.log" | awk '{s += $1} END {print s + 0}')
+    echo "soak: $stores barriered stores in all, every cycle verified"
+    tail -n 1 "$OUT/soak.log" | grep -q ' 0 failed'
+}
+
 case "${1:-}" in
     "") cmd_demo ;;
     test) cmd_test ;;
     bench) shift; cmd_bench "$@" ;;
+    soak) shift; cmd_soak "$@" ;;
     clean) rm -rf "$OUT" ;;
-    *) echo "usage: $0 [test|bench|clean]"; exit 2 ;;
+    *) echo "usage: $0 [test|bench|soak [SECONDS]|clean]"; exit 2 ;;
 esac

@@ -35,6 +35,10 @@
  *                           e.g. WBGC_STRESS_SECONDS=300 ./test stress_concurrent
  *   WBGC_STRESS_SEED=n      seed of the stress threads' random choices (default 1)
  *   WBGC_STRESS_GC_PERCENT=n  gc_percent of the stress heaps (default 1)
+ *   WBGC_TREE_SECONDS=s     time of each tree_reverse_* test (default 1)
+ *   WBGC_VERIFY=1           every heap verifies every cycle (the collector
+ *                           reads it; tests that expect no on_error then
+ *                           fail on any object the verifier finds lost)
  * The runner unsets WBGC_GC_PERCENT and WBGC_TRACE at start: they override
  * the config, and each test relies on the config it sets. */
 
@@ -2688,6 +2692,7 @@ static int g_stress_gc_percent = 1;
 
 static uint64_t g_st_next_id;            /* atomic */
 static int g_st_stop, g_st_corrupt;      /* atomic */
+static uint64_t g_st_stores;   /* barriered stores: wbgc_write, and words moved by wbgc_memmove */
 static uint64_t g_st_ops, g_st_holds, g_st_handoffs, g_st_memmoves, g_st_walks, g_st_walked,
     g_st_checks, g_st_collects, g_st_drops;   /* atomic, added once per thread */
 static pthread_mutex_t g_st_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -2710,7 +2715,7 @@ typedef struct st_thread {
     uint64_t nwalk;
     snode **dfs;                /* the walk's stack (malloc: the nodes are reachable anyway) */
     size_t dfs_cap;
-    uint64_t ops, holds, handoffs, memmoves, walks, walked, checks, collects, drops;
+    uint64_t ops, holds, handoffs, memmoves, walks, walked, checks, collects, drops, stores;
 } st_thread;
 
 static uint64_t sn_magic(const snode *n, uint64_t id)
@@ -2801,6 +2806,7 @@ static int sn_payload_ok(st_thread *t, const snode *n)
    back from a node that may be broken), through the barrier. */
 static void sn_set(st_thread *t, snode *parent, int k, snode *child, uint64_t id)
 {
+    t->stores++;
     wbgc_write(t->p, &parent->child[k], child);
     parent->child_id[k] = child ? id : 0;
 }
@@ -3243,6 +3249,7 @@ static void *st_thread_main(void *argp)
     __atomic_add_fetch(&g_st_checks, t.checks, __ATOMIC_RELAXED);
     __atomic_add_fetch(&g_st_collects, t.collects, __ATOMIC_RELAXED);
     __atomic_add_fetch(&g_st_drops, t.drops, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g_st_stores, t.stores + t.memmoves * SN_K, __ATOMIC_RELAXED);
     free(t.dfs);
     wbgc_detach(t.p);
     return NULL;
@@ -3275,6 +3282,7 @@ static void stress_run(unsigned flags, int mark_workers)
     g_st_hi = 0;
     g_st_stop = g_st_corrupt = 0;
     g_st_ops = g_st_holds = g_st_handoffs = g_st_memmoves = g_st_walks = g_st_walked = 0;
+    g_st_stores = 0;
     g_st_checks = g_st_collects = g_st_drops = 0;
     memset(g_st_shared, 0, sizeof g_st_shared);
     memset(g_st_shared_id, 0, sizeof g_st_shared_id);
@@ -3323,9 +3331,11 @@ static void stress_run(unsigned flags, int mark_workers)
         CHECK(g_st_holds > 0 && g_st_handoffs > 0 && g_st_memmoves > 0 && g_st_walked > 0);
     }
     note("%d threads, %.2f s, gc_percent %d: %llu cycles (%llu wbgc_collect), %llu mutations "
-         "(%llu holds, %llu handoffs, %llu memmoves), %llu nodes made, %llu dropped components",
+         "(%llu barriered stores, %llu holds, %llu handoffs, %llu memmoves), %llu nodes made, "
+         "%llu dropped components",
          started, secs, g_stress_gc_percent, (unsigned long long)cyc,
          (unsigned long long)g_st_collects, (unsigned long long)g_st_ops,
+         (unsigned long long)g_st_stores,
          (unsigned long long)g_st_holds, (unsigned long long)g_st_handoffs,
          (unsigned long long)g_st_memmoves, (unsigned long long)g_st_next_id,
          (unsigned long long)g_st_drops);
@@ -4432,6 +4442,111 @@ static void test_verifier_reports_lost(void)
     CLOSE_HEAP_ERRS_OK(h, p, &log);
 }
 
+
+/* Barriered stores in bulk, every one checked: Go's write-barrier loop (a
+   binary tree reversed in place, two pointer stores per node) while another
+   thread collects back to back and the reversing thread makes garbage, so
+   that marking is on for most stores. After every reversal the whole tree is
+   walked: each node's id, mirror id and children must be what the reversal
+   made. WBGC_TREE_SECONDS sets the time (default 1); ./build.sh soak runs it
+   long with the verifier. */
+typedef struct rnode {
+    struct rnode *l, *r;
+    uint64_t id, mirror;   /* the node's number, and the same position counted right to left */
+} rnode;
+
+static double g_tree_secs = 1.0;
+
+static rnode *rtree_make(wbgc_p *p, int depth, uint64_t id, uint64_t mirror)
+{
+    rnode *n = wbgc_alloc(p, sizeof *n);
+    if (!n) return NULL;
+    n->id = id;
+    n->mirror = mirror;
+    if (depth > 1) {
+        wbgc_write(p, &n->l, rtree_make(p, depth - 1, 2 * id, 2 * mirror + 1));
+        wbgc_write(p, &n->r, rtree_make(p, depth - 1, 2 * id + 1, 2 * mirror));
+    }
+    return n;
+}
+
+static uint64_t rtree_reverse(wbgc_p *p, rnode *n)
+{
+    if (!n) return 0;
+    rnode *l = n->l;
+    wbgc_write(p, &n->l, n->r);
+    wbgc_write(p, &n->r, l);
+    return 2 + rtree_reverse(p, n->l) + rtree_reverse(p, n->r);
+}
+
+/* rtree_check: the tree after `flips` reversals; returns the bad nodes. */
+static long rtree_check(const rnode *n, int depth, uint64_t pos, int flipped)
+{
+    if (!n) return 1;
+    long bad = (flipped ? n->mirror : n->id) != pos;
+    if (depth > 1)
+        bad += rtree_check(n->l, depth - 1, 2 * pos, flipped) +
+               rtree_check(n->r, depth - 1, 2 * pos + 1, flipped);
+    else
+        bad += n->l != NULL || n->r != NULL;
+    return bad;
+}
+
+static volatile int g_rtree_stop;
+static void *rtree_collector(void *arg)
+{
+    wbgc_p *p = wbgc_attach(arg);
+    if (!p) return NULL;
+    while (!__atomic_load_n(&g_rtree_stop, __ATOMIC_RELAXED)) wbgc_collect(p);
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void tree_run(unsigned flags, int mark_workers)
+{
+    enum { DEPTH = 16 };
+    errlog log;
+    uint64_t rng = 99;
+    const char *e = getenv("WBGC_TREE_SECONDS");
+    if (e && atof(e) > 0) g_tree_secs = atof(e);
+    alarm(g_timeout + (unsigned)(g_tree_secs + 1));
+    wbgc_heap *h = open_heap(&log, 100, flags, mark_workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    rnode *volatile root = rtree_make(p, DEPTH, 1, 1);
+    REQUIRE(root);
+    pthread_t t;
+    g_rtree_stop = 0;
+    REQUIRE(pthread_create(&t, NULL, rtree_collector, h) == 0);
+    uint64_t c0 = cycles_of(h), t0 = now_ns(), stores = 0, rounds = 0;
+    long bad = 0;
+    while (now_ns() - t0 < (uint64_t)(g_tree_secs * 1e9) && !bad) {
+        stores += rtree_reverse(p, root);
+        rounds++;
+        churn(p, 64 * KB, 200, &rng);
+        bad = rtree_check(root, DEPTH, 1, (int)(rounds & 1));
+        CHECKF(bad == 0, "after %llu reversals, %ld nodes are not what they should be",
+               (unsigned long long)rounds, bad);
+    }
+    __atomic_store_n(&g_rtree_stop, 1, __ATOMIC_RELAXED);
+    join_blocking(p, t);
+    wbgc_stats st = get_stats(h);
+    double secs = (now_ns() - t0) / 1e9;
+    note("%llu reversals of a %d-node tree: %llu barriered stores in %.2f s (%.1f ns each, checks "
+         "and garbage included), %llu cycles, %llu verified (%llu lost; %.3f ms a verification)",
+         (unsigned long long)rounds, (1 << DEPTH) - 1, (unsigned long long)stores, secs,
+         secs * 1e9 / (double)(stores ? stores : 1), (unsigned long long)(st.cycles - c0),
+         (unsigned long long)st.verify_runs, (unsigned long long)st.verify_lost,
+         st.verify_runs ? st.verify_ns / 1e6 / (double)st.verify_runs : 0.0);
+    CHECK(st.cycles - c0 >= 2);
+    root = NULL;
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_tree_reverse_concurrent(void) { tree_run(0, -1); }
+static void test_tree_reverse_incremental(void) { tree_run(0, 0); }
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -4493,6 +4608,8 @@ static const test_case g_tests[] = {
     {"large_alloc_assists", test_large_alloc_assists},
     {"misuse_other_threads_p_check_mode", test_misuse_other_threads_p_check_mode},
     {"verifier_reports_lost", test_verifier_reports_lost},
+    {"tree_reverse_concurrent", test_tree_reverse_concurrent},
+    {"tree_reverse_incremental", test_tree_reverse_incremental},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif
