@@ -39,8 +39,9 @@
        mark_workers  -1    background mark threads; -1 picks from the CPU count;
                            0: none: incremental mode, where marking runs only
                            in assists (allocation) and wbgc_collect
-       flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN.
-                           Environment: WBGC_TRACE=1 adds WBGC_TRACE
+       flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN,
+                           WBGC_VERIFY. Environment: WBGC_TRACE=1 adds
+                           WBGC_TRACE, WBGC_VERIFY=1 adds WBGC_VERIFY
        on_error      wbgc_default_on_error: prints to stderr; aborts on misuse
                      and on internal corruption
 
@@ -122,6 +123,22 @@
    allocation returns NULL), except a barrier, whose store goes ahead.
    A missing barrier (a plain store where rule 2 asks for wbgc_write) is
    invisible to check mode: WBGC_VERIFY finds the object it loses.
+
+   ON VERIFYING (WBGC_VERIFY)
+
+   A debug mode, like Go's GODEBUG=gccheckmark=1: in the final pause of
+   every cycle, after marking and before any sweep, the collector marks the
+   heap once more from the roots, world stopped, with code of its own, and
+   reports through on_error ("wbgc: fatal: verifier: ...", which the default
+   handler aborts on) every reachable object the cycle's mark left white,
+   with the object's address, size and span and the word that points to it
+   (a root region, or a marked object and the offset), and any P whose stack
+   the cycle did not scan. A handler that returns lets the program go on
+   with those objects kept. It reports what a marked object or a root region
+   points to; an object lost while only a thread's stack holds it is
+   reported once the program stores it back into the heap (stack words may
+   be stale, so they prove nothing alone). Cost: one stop-the-world mark per
+   cycle (wbgc_stats.verify_ns).
 
    WHAT WBGC DOES NOT DO
 
@@ -525,7 +542,37 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> central[i].lock
                   -> heap lock -> roots_lock, work_lock, stats_lock. Never
                   wait for the world or a hand-shake while holding a
-                  central, heap, roots or work lock. */
+                  central, heap, roots or work lock.
+
+   MEMORY ORDER (who publishes what to whom; x86 forgives a missing pair,
+   aarch64 does not, so ./build.sh test runs the suite there too)
+
+   arena       wbgc__grow stores arena_index[i] RELEASE after the arena is
+               filled in; wbgc__span_of / wbgc__page_entry load it ACQUIRE.
+   span        wbgc__pages_alloc initialises the span, maps its pages
+               (wbgc__set_page: RELEASE) and then stores state = INUSE
+               RELEASE; wbgc__span_of loads the page entry and the state
+               ACQUIRE, so a marker that finds a span sees it whole.
+   object      wbgc__alloc_publish stores the allocation word RELEASE after
+               the object is zeroed (and, during marking, after its mark
+               bit); wbgc__shade_in loads it ACQUIRE before it scans the
+               object (INV-ZERO for what the marker reads).
+   mark bits   set with relaxed fetch-or (a set bit publishes nothing but
+               itself); what a cycle marked is read at termination and by
+               the sweep after the world stopped: sched_lock (every P
+               parked) and work_lock (wbgc__quiescent: every marker gave
+               back its work) order the markers' bits before those reads.
+   phase       written with the world stopped (P-less readers: under
+               roots_lock, where the phase opens and closes); Ps see it
+               through sched_lock as they park and resume, workers through
+               work_cv/sched_lock. Relaxed loads elsewhere are hints.
+   roots       roots_state: stored 2 RELEASE after the regions were scanned,
+               loaded ACQUIRE by wbgc__quiescent; stacks_pending: decremented
+               RELEASE after a stack scan, loaded ACQUIRE the same way.
+   work lists  under work_lock; the relaxed peeks at work_full
+               (wbgc__gcw_balance, wbgc__drain) only decide whether to look.
+   preempt     written under sched_lock, read relaxed: a missed request is
+               seen at the next safepoint, the bit stays set. */
 
 #include <errno.h>
 #include <pthread.h>
