@@ -103,6 +103,7 @@ enum {
 static wbgc_heap *fz_heap;
 static unsigned fz_flags;
 static uint64_t fz_seed;
+static uint64_t fz_t0;                          /* when the threads started */
 static int fz_stop, fz_failed;                  /* atomic */
 static uint64_t fz_next_id;                     /* atomic */
 static uint64_t fz_ops[FZ_NOPS], fz_stats[FZ_NSTATS];   /* atomic, added once per thread */
@@ -239,9 +240,9 @@ static void fz_fail_at(const char *file, int line, fz_thread *t, const char *fmt
     va_end(ap);
     if (__atomic_exchange_n(&fz_failed, 1, __ATOMIC_ACQ_REL)) return;   /* only the first */
     check_failf(file, line, "fuzz model holds",
-                "seed %llu, thread %d, op %llu (%s), %llu cycles done: %s",
+                "seed %llu, thread %d, op %llu (%s), %.2f s, %llu cycles done: %s",
                 (unsigned long long)fz_seed, t->idx, (unsigned long long)t->nop,
-                fz_op_names[t->op], (unsigned long long)fz_cycles(), buf);
+                fz_op_names[t->op], (now_ns() - fz_t0) / 1e9, (unsigned long long)fz_cycles(), buf);
     note("thread %d's last operations (rerun: WBGC_FUZZ_SEED=%llu):", t->idx,
          (unsigned long long)fz_seed);
     for (uint64_t k = t->nop >= FZ_RING ? t->nop - FZ_RING + 1 : 1; k <= t->nop; k++) {
@@ -1265,12 +1266,12 @@ static void *fz_helper_main(void *arg)
         bad = fz_check_raw((const unsigned char *)hl->cptr, hl->cid, hl->csize, 0, 1, &at, &exp, &got);
     }
     if (bad && !__atomic_exchange_n(&fz_failed, 1, __ATOMIC_ACQ_REL))
-        FAILF("seed %llu: helper thread %llu, spawned by thread %d at its op %llu (%s), attached "
+        FAILF("seed %llu, %.2f s: helper thread %llu, spawned by thread %d at its op %llu (%s), attached "
               "and given X (id %llu at %p, %zu B; C id %llu at %#lx, %zu B): after allocating for "
               "two cycles, %s is broken: %s at byte %zu: expected %#llx, found %#llx (the stack of a "
               "P attached while a cycle marks not scanned?)",
-              (unsigned long long)fz_seed, (unsigned long long)hl->n, hl->spawner,
-              (unsigned long long)hl->spawn_op, hl->fresh ? "right after a mark start" : "any time",
+              (unsigned long long)fz_seed, (now_ns() - fz_t0) / 1e9, (unsigned long long)hl->n,
+              hl->spawner, (unsigned long long)hl->spawn_op, hl->fresh ? "right after a mark start" : "any time",
               (unsigned long long)hl->xid, (void *)xa, hl->xsize, (unsigned long long)hl->cid,
               (unsigned long)hl->cptr, hl->csize, what, bad, at, (unsigned long long)exp,
               (unsigned long long)got);
@@ -1716,6 +1717,7 @@ static void fz_run(unsigned flags, int mark_workers)
     fz_heap = h;
     fz_flags = flags | g_extra_flags;
     fz_log = &log;
+    fz_t0 = now_ns();
     fz_stop = fz_failed = 0;
     fz_next_id = 0;
     fz_probes = 0;
