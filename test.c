@@ -4547,6 +4547,40 @@ static void tree_run(unsigned flags, int mark_workers)
 static void test_tree_reverse_concurrent(void) { tree_run(0, -1); }
 static void test_tree_reverse_incremental(void) { tree_run(0, 0); }
 
+
+/* The flush caches the last span it found. A value inside the heap's
+   address range but in no span (a non-pointer, PITFALLS 7) between two
+   values of one span must not leave the cache pointing at no span with
+   the old bounds (the next value would be looked up through NULL). */
+static void test_flush_value_in_no_span(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, 0, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *objs[2];
+    REQUIRE(wbgc_add_roots(h, objs, sizeof objs) == 0);
+    for (int i = 0; i < 2; i++) wbgc_write(p, &objs[i], wbgc_alloc(p, 32));
+    uintptr_t nospan = WBGC__LOAD(h->hi) - 64;   /* the arena's untouched end */
+    REQUIRE(wbgc__span_of(h, nospan) == NULL && wbgc__span_of(h, (uintptr_t)objs[1]));
+    wbgc__gc_start(p, 1, "test");
+    REQUIRE(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK);
+    void *olds[3] = {objs[0], (void *)nospan, objs[1]};
+    for (int i = 0; i < 3; i++) {
+        p->wbbuf[2 * i] = NULL;
+        p->wbbuf[2 * i + 1] = olds[i];
+    }
+    p->fast.wb_next = p->wbbuf + 6;
+    static void *slot;
+    wbgc__wb_flush(p, &slot, NULL);
+    CHECK(is_marked(h, objs[0]) && is_marked(h, objs[1]));
+    wbgc_collect(p);
+    for (int i = 0; i < 2; i++) wbgc_write(p, &objs[i], NULL);
+    wbgc_remove_roots(h, objs);
+    CLOSE_HEAP(h, p, &log);
+}
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -4600,6 +4634,7 @@ static const test_case g_tests[] = {
     {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
     {"flush_stops_when_work_full", test_flush_stops_when_work_full},
     {"flush_mark_word_cache", test_flush_mark_word_cache},
+    {"flush_value_in_no_span", test_flush_value_in_no_span},
     {"batched_stores", test_batched_stores},
     {"memmove_partial_words", test_memmove_partial_words},
     {"memmove_bytes_exact", test_memmove_bytes_exact},

@@ -1963,7 +1963,10 @@ static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwor
                 seen1 = v;
                 if (v - ls_base >= ls_bytes) {
                     ls = wbgc__span_of(h, v);
-                    if (!ls) continue;
+                    if (!ls) {
+                        ls_bytes = 0;  /* no span cached: the next value looks again */
+                        continue;
+                    }
                     ls_base = ls->base;
                     ls_bytes = ls->npages << WBGC__PAGE_SHIFT;
                 }
