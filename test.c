@@ -4581,6 +4581,9 @@ static void test_flush_value_in_no_span(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* The randomized API test: tests/fuzz.c (WBGC_FUZZ_SEED, WBGC_FUZZ_SECONDS). */
+#include "tests/fuzz.c"
+
 typedef struct test_case {
     const char *name;
     void (*fn)(void);
@@ -4645,6 +4648,10 @@ static const test_case g_tests[] = {
     {"verifier_reports_lost", test_verifier_reports_lost},
     {"tree_reverse_concurrent", test_tree_reverse_concurrent},
     {"tree_reverse_incremental", test_tree_reverse_incremental},
+    {"fuzz_concurrent", test_fuzz_concurrent},
+    {"fuzz_incremental", test_fuzz_incremental},
+    {"fuzz_stw", test_fuzz_stw},
+    {"fuzz_check", test_fuzz_check},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif
