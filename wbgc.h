@@ -122,7 +122,8 @@
    checks the calling thread. A reported call does nothing else (an
    allocation returns NULL), except a barrier, whose store goes ahead.
    A missing barrier (a plain store where rule 2 asks for wbgc_write) is
-   invisible to check mode: WBGC_VERIFY finds the object it loses.
+   invisible to check mode: WBGC_VERIFY finds the object it loses once a
+   marked object or a root region points to it (see below).
 
    ON VERIFYING (WBGC_VERIFY)
 
@@ -2118,9 +2119,12 @@ static WBGC__NOINLINE void wbgc__memmove_slow(wbgc_p *p, uintptr_t *dst, const u
 }
 
 /* wbgc__wb_record: the barrier without its store, for a word that is about
-   to be changed other than by one whole store: appends (val, *slot) and
-   flushes when that fills the buffer. The caller changes the word at once
-   after, with no safepoint between (PITFALLS 5). */
+   to be changed other than by one whole store (wbgc__memmove_bytes): appends
+   (val, *slot) and flushes when that fills the buffer. val is what the
+   word's bytes will make, data rather than a pointer the program stored, so
+   check mode does not validate it as one (the flush gets no value). The
+   caller changes the word at once after, with no safepoint between
+   (PITFALLS 5). */
 static inline void wbgc__wb_record(wbgc_p *p, void *slot, void *val)
 {
     wbgc__pfast *f = &p->fast;
@@ -2128,7 +2132,7 @@ static inline void wbgc__wb_record(wbgc_p *p, void *slot, void *val)
     f->wb_next = e + 2;
     e[0] = val;
     e[1] = *(void *const *)slot;
-    if (e + 2 == f->wb_end) wbgc__wb_flush(p, slot, val);
+    if (e + 2 == f->wb_end) wbgc__wb_flush(p, slot, NULL);
 }
 
 /* wbgc__memmove_bytes moves n bytes in any alignment with the barrier on,
