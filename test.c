@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -4623,6 +4624,235 @@ static void test_memmove_partial_check_mode(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* WBGC_MODE picks the mode a program chose in code: stw (one pause per
+   cycle), check (a GC pointer stored into unregistered malloc memory is
+   reported), concurrent (two pauses per cycle); a bad value is reported
+   and ignored. */
+static void test_env_mode(void)
+{
+    static const char *const modes[] = {"stw", "check", "concurrent", "bogus"};
+    for (int m = 0; m < 4; m++) {
+        errlog log;
+        setenv("WBGC_MODE", modes[m], 1);
+        wbgc_heap *h = open_heap(&log, -1, m == 2 ? WBGC_STW : 0, -1, 0);
+        unsetenv("WBGC_MODE");
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        uint64_t pauses = get_stats(h).pause_count;
+        wbgc_collect(p);
+        pauses = get_stats(h).pause_count - pauses;
+        void **slot = malloc(sizeof *slot);
+        REQUIRE(slot);
+        *slot = NULL;
+        void *obj = wbgc_alloc(p, 32);
+        int e0 = errlog_count(&log);
+        wbgc_write(p, slot, obj);
+        int stored_reports = errlog_count(&log) - e0;
+        free(slot);
+        if (m == 0) CHECKF(pauses == 1, "WBGC_MODE=stw: %llu pauses for a cycle", (unsigned long long)pauses);
+        if (m == 2) CHECKF(pauses >= 2, "WBGC_MODE=concurrent over WBGC_STW: %llu pause(s) for a cycle",
+                           (unsigned long long)pauses);
+        CHECKF(stored_reports == (m == 1), "WBGC_MODE=%s: %d report(s) for a GC pointer stored into "
+               "malloc memory", modes[m], stored_reports);
+        if (m == 3)
+            CHECKF(errlog_count(&log) >= 1 && ci_contains(errlog_msg(&log, 0), "WBGC_MODE=bogus"),
+                   "WBGC_MODE=bogus: %d reports", errlog_count(&log));
+        CLOSE_HEAP_ERRS_OK(h, p, &log);
+    }
+}
+
+/* wbgc_alloc(NULL, n) is reported as misuse (the default handler aborts),
+   not a crash through a NULL pointer: run in a child, whose stderr and
+   signal are read. */
+static void test_alloc_null_p_reported(void)
+{
+    static const char *const fns[] = {"wbgc_alloc", "wbgc_alloc_noscan"};
+    for (int f = 0; f < 2; f++) {
+        int fd[2];
+        REQUIRE(pipe(fd) == 0);
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            dup2(fd[1], 2);
+            close(fd[0]);
+            signal(SIGABRT, SIG_DFL);   /* not the runner's handler */
+            void *volatile r = f ? wbgc_alloc_noscan(NULL, 24) : wbgc_alloc(NULL, 24);
+            (void)r;
+            _exit(0);
+        }
+        close(fd[1]);
+        char buf[1024];
+        size_t len = 0;
+        ssize_t k;
+        while (len < sizeof buf - 1 && (k = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0)
+            len += (size_t)k;
+        buf[len] = 0;
+        close(fd[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+               "%s(NULL, 24): the child ended with status %#x, not the misuse abort", fns[f], status);
+        CHECKF(ci_contains(buf, "misuse") && ci_contains(buf, fns[f]) && ci_contains(buf, "p=NULL"),
+               "%s(NULL, 24) printed \"%s\"", fns[f], buf);
+    }
+}
+
+/* =========================================================================
+   Faults a real program meets
+   ========================================================================= */
+
+typedef struct spin_arg {
+    wbgc_heap *h;
+    int spin_ms;
+    int attached, done;          /* atomic */
+    unsigned long self_id;
+} spin_arg;
+
+/* spin_no_safepoint: attach, then spin spin_ms with no wbgc call at all
+   (a tight loop in foreign code), then reach a safepoint and detach. */
+static void *spin_no_safepoint(void *argp)
+{
+    spin_arg *a = argp;
+    wbgc_p *p = wbgc_attach(a->h);
+    a->self_id = (unsigned long)pthread_self();
+    __atomic_store_n(&a->attached, 1, __ATOMIC_RELEASE);
+    uint64_t end = now_ns() + (uint64_t)a->spin_ms * 1000000u;
+    volatile uint64_t x = 0;
+    while (now_ns() < end) x++;
+    if (p) {
+        wbgc_safepoint(p);
+        wbgc_detach(p);
+    }
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A thread that never reaches a safepoint holds up every stop of the
+   world. After stall_report_ms (here 50) the collector says which P, with
+   its thread, once per stop; the stop completes when the thread comes
+   back. With stall_report_ms = 0 it says nothing. */
+static void test_stall_reports_stuck_thread(void)
+{
+    for (int quiet = 0; quiet < 2; quiet++) {
+        errlog log;
+        wbgc_config cfg;
+        errlog_init(&log);
+        wbgc_config_default(&cfg);
+        cfg.flags = WBGC_STW | g_extra_flags;
+        cfg.on_error = errlog_cb;
+        cfg.user = &log;
+        cfg.stall_report_ms = quiet ? 0 : 50;
+        wbgc_heap *h = wbgc_heap_new(&cfg);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        spin_arg a = {h, 400, 0, 0, 0};
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, spin_no_safepoint, &a) == 0);
+        while (!__atomic_load_n(&a.attached, __ATOMIC_ACQUIRE)) sched_yield();
+        uint64_t t0 = now_ns();
+        wbgc_collect(p);   /* waits for the spinning thread */
+        double ms = (double)(now_ns() - t0) / 1e6;
+        CHECKF(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) || ms >= 300,
+               "wbgc_collect returned after %.0f ms while a thread spun 400 ms", ms);
+        join_blocking(p, t);
+        int n = errlog_count(&log);
+        if (quiet) {
+            CHECKF(n == 0, "stall_report_ms = 0, yet %d report(s): %s", n, n ? errlog_msg(&log, 0) : "");
+        } else {
+            CHECKF(n == 1, "%d stall reports for one stop held up 400 ms (want exactly 1)", n);
+            if (n >= 1) {
+                const char *m = errlog_msg(&log, 0);
+                char tid[32];
+                snprintf(tid, sizeof tid, "%#lx", a.self_id);
+                CHECKF(ci_contains(m, "wbgc: warning") && ci_contains(m, "safepoint") &&
+                           ci_contains(m, tid),
+                       "the report should be a warning naming the thread %s and safepoints: \"%s\"",
+                       tid, m);
+            }
+        }
+        CLOSE_HEAP_ERRS_OK(h, p, &log);
+    }
+}
+
+typedef struct exit_arg {
+    wbgc_heap *h;
+    int how;                     /* 0 return, 1 pthread_exit, 2 pthread_exit in a blocking region */
+    void **keep;                 /* a root slot the thread stores an object into */
+} exit_arg;
+
+/* exit_without_detach: attach, allocate (one object stored into a root
+   slot, the rest garbage), then end the thread without wbgc_detach. */
+static void *exit_without_detach(void *argp)
+{
+    exit_arg *a = argp;
+    wbgc_p *p = wbgc_attach(a->h);
+    if (!p) return NULL;
+    for (int i = 0; i < 2000; i++) {
+        void **o = wbgc_alloc(p, 64);
+        if (!o) break;
+        if (i == 1000) {
+            o[0] = (void *)(uintptr_t)0x5EEDu;
+            wbgc_write(p, a->keep, o);
+        }
+    }
+    if (a->how == 2) wbgc_blocking_begin(p);
+    if (a->how >= 1) pthread_exit(NULL);
+    return NULL;
+}
+
+/* A thread that ends (returns or pthread_exit, also inside a blocking
+   region) without wbgc_detach is detached for it, its buffer and work
+   handed over: the other threads keep allocating and collecting (with it
+   still attached every stop would wait forever), objects it stored stay,
+   a new thread (which may reuse its id) attaches, and the heap frees. In
+   check mode the exit is reported, naming the P and the thread. */
+static void test_thread_exit_detaches(void)
+{
+    for (int check = 0; check < 2; check++) {
+        errlog log;
+        wbgc_heap *h = open_heap(&log, 5, check ? WBGC_CHECK : 0, -1, 0);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        static void *keep[24];
+        memset(keep, 0, sizeof keep);
+        REQUIRE(wbgc_add_roots(h, keep, sizeof keep) == 0);
+        uint64_t c0 = cycles_of(h);
+        for (int i = 0; i < 24; i++) {
+            exit_arg a = {h, i % 3, &keep[i]};
+            pthread_t t;
+            REQUIRE(pthread_create(&t, NULL, exit_without_detach, &a) == 0);
+            join_blocking(p, t);
+            for (int j = 0; j < 200; j++) (void)wbgc_alloc(p, 256);   /* cycles run meanwhile */
+            wbgc_collect(p);
+        }
+        CHECKF(cycles_of(h) >= c0 + 24, "only %llu cycles after 24 collections",
+               (unsigned long long)(cycles_of(h) - c0));
+        for (int i = 0; i < 24; i++)
+            CHECKF(keep[i] && ((void **)keep[i])[0] == (void *)(uintptr_t)0x5EEDu,
+                   "the object thread %d stored before exiting is gone (%p)", i, keep[i]);
+        int n = errlog_count(&log);
+        if (check) {
+            CHECKF(n == 24, "check mode: %d reports for 24 threads that exited attached", n);
+            if (n) {
+                const char *m = errlog_msg(&log, 0);
+                CHECKF(ci_contains(m, "exited") && ci_contains(m, "wbgc_detach") &&
+                           ci_contains(m, "thread 0x"),
+                       "the report should say the thread exited without wbgc_detach: \"%s\"", m);
+            }
+        } else {
+            CHECKF(n == 0, "%d reports outside check mode: %s", n, n ? errlog_msg(&log, 0) : "");
+        }
+        memset(keep, 0, sizeof keep);
+        wbgc_remove_roots(h, keep);
+        CLOSE_HEAP_ERRS_OK(h, p, &log);
+    }
+}
+
 /* The randomized API test: tests/fuzz.c (WBGC_FUZZ_SEED, WBGC_FUZZ_SECONDS). */
 #include "tests/fuzz.c"
 
@@ -4689,6 +4919,10 @@ static const test_case g_tests[] = {
     {"large_alloc_assists", test_large_alloc_assists},
     {"misuse_other_threads_p_check_mode", test_misuse_other_threads_p_check_mode},
     {"verifier_reports_lost", test_verifier_reports_lost},
+    {"env_mode", test_env_mode},
+    {"alloc_null_p_reported", test_alloc_null_p_reported},
+    {"stall_reports_stuck_thread", test_stall_reports_stuck_thread},
+    {"thread_exit_detaches", test_thread_exit_detaches},
     {"tree_reverse_concurrent", test_tree_reverse_concurrent},
     {"tree_reverse_incremental", test_tree_reverse_incremental},
     {"fuzz_concurrent", test_fuzz_concurrent},
@@ -4786,6 +5020,7 @@ static void read_env(void)
     if ((s = getenv("WBGC_STRESS_GC_PERCENT")) && *s) g_stress_gc_percent = atoi(s);
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
+    unsetenv("WBGC_MODE");
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,8 @@
 /* wbgc.h — a garbage collector for C built around Go's buffered write barrier.
 
-   Drop this one file into a project. In exactly one .c file write
+   Drop this file, with wbgc_amd64.h beside it, into a project (wbgc.h
+   alone works too: without wbgc_amd64.h it uses its portable barrier, a
+   little slower on x86-64). In exactly one .c file write
 
        #define WBGC_IMPLEMENTATION
        #include "wbgc.h"
@@ -197,6 +199,11 @@ typedef struct wbgc_config {
        of memory; default prints to stderr (and aborts on misuse)           */
     void   (*on_error)(const char *message, void *user);
     void    *user;
+    /* a stop of the world (or a hand-shake) that has waited this long for
+       threads to reach a safepoint is reported once, through on_error as a
+       "wbgc: warning", naming each P that holds it up and its thread;
+       default 100; 0: never                                                */
+    unsigned stall_report_ms;
 } wbgc_config;
 
 typedef struct wbgc_stats {
@@ -239,7 +246,11 @@ WBGCDEF wbgc_p    *wbgc_attach(wbgc_heap *h);
 
 /* wbgc_detach gives the P back; call it on the P's own thread. The P's
    handle stays valid memory until wbgc_heap_free, so that later use of it is
-   reported rather than undefined. */
+   reported rather than undefined. A thread that ends without it (returning,
+   pthread_exit, also inside a blocking region) has its Ps detached as it
+   exits, by a thread-specific-data destructor; check mode reports that as
+   misuse. No wbgc call is async-signal-safe: a signal handler must not call
+   one, nor longjmp out of one. */
 WBGCDEF void       wbgc_detach(wbgc_p *p);
 
 /* wbgc_blocking_begin/end bracket code that may block. Between them the
@@ -251,6 +262,7 @@ WBGCDEF void       wbgc_blocking_end(wbgc_p *p);
 
 /* wbgc_alloc returns size zeroed bytes, 16-byte aligned, scanned
    conservatively for pointers. wbgc_alloc_noscan: the same, never scanned.
+   p must be the calling thread's P; NULL is reported as misuse.
    Both are safepoints. Both return NULL (after on_error) when the request
    cannot be met: size overflow, memory limit, or the OS refusing memory.
    size 0 is valid and returns a unique object. */
@@ -365,6 +377,14 @@ static inline void wbgc__arch_write(wbgc_p *p, void *slot, void *val)
     *(void **)slot = val;
 }
 
+/* The amd64 barrier lives in wbgc_amd64.h; a copy of wbgc.h alone (a
+   compiler that can tell the file is missing) falls back to the portable one. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(WBGC_NO_ASM) && \
+    defined(__has_include)
+#if !__has_include("wbgc_amd64.h")
+#define WBGC_NO_ASM 1
+#endif
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(WBGC_NO_ASM)
 #define WBGC__HAVE_AMD64 1
 #define WBGC__INSIDE_WBGC_H 1
@@ -909,6 +929,7 @@ struct wbgc_p {
                                        amd64: with the vector state saved) */
     wbgc__gcwork gcw;               /* grey objects from its barrier and stack */
     wbgc_p     *next;               /* heap's attached or free list */
+    wbgc_p     *thread_next;        /* its thread's other Ps (wbgc__exit_key) */
     wbgc__span *cache[WBGC__NSPC];  /* current span per span class */
     void       *wbbuf[WBGC_WBBUF_ENTRIES * 2];  /* (new, old) pairs */
 };
@@ -1373,6 +1394,63 @@ static WBGC__NOINLINE void wbgc__park(wbgc_heap *h, wbgc_p *p)
     p->status = WBGC__P_RUNNING;
 }
 
+static void wbgc__deadline(struct timespec *ts, uint64_t ns);
+
+/* wbgc__stop_holder: is q one that a stop of the world by self waits for? */
+static int wbgc__stop_holder(const wbgc_p *q, const wbgc_p *self)
+{
+    return q != self && (q->status == WBGC__P_RUNNING || q->status == WBGC__P_TAKEN);
+}
+
+/* wbgc__flush_holder: is q one that a hand-shake still waits for? */
+static int wbgc__flush_holder(const wbgc_p *q, const wbgc_p *self)
+{
+    (void)self;
+    return (q->req & WBGC__REQ_FLUSH) != 0;
+}
+
+/* wbgc__wait_for_ps waits on parked_cv once (sched_lock held) for the Ps
+   that `holds` picks, a stop begun at t0. Past cfg.stall_report_ms it
+   reports them, once (*reported): a thread in a long loop that calls no
+   wbgc function holds up every thread that allocates, and this is the only
+   sign of it. The report goes out with sched_lock released. */
+static void wbgc__wait_for_ps(wbgc_heap *h, wbgc_p *self, uint64_t t0, int *reported,
+                              const char *what, int (*holds)(const wbgc_p *, const wbgc_p *))
+{
+    uint64_t limit = (uint64_t)h->cfg.stall_report_ms * 1000000u;
+    if (*reported || !limit) {
+        pthread_cond_wait(&h->parked_cv, &h->sched_lock);
+        return;
+    }
+    uint64_t waited = wbgc__now_ns() - t0;
+    if (waited < limit) {
+        struct timespec ts;
+        wbgc__deadline(&ts, limit - waited);
+        pthread_cond_timedwait(&h->parked_cv, &h->sched_lock, &ts);
+        return;
+    }
+    *reported = 1;
+    char list[512];
+    size_t len = 0;
+    int n = 0;
+    list[0] = 0;
+    for (wbgc_p *q = h->ps; q; q = q->next) {
+        if (!holds(q, self)) continue;
+        if (n++ < 6 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%sP %p (thread %#lx, %s)",
+                                    n > 1 ? ", " : "", (void *)q, wbgc__thread_id(q->thread),
+                                    q->status == WBGC__P_TAKEN ? "being helped by a marker"
+                                                               : "running");
+    }
+    pthread_mutex_unlock(&h->sched_lock);
+    wbgc__report(h, "wbgc: warning: %s has waited %llu ms for %d P(s) to reach a safepoint: %s%s. "
+                 "Meanwhile no thread can allocate. A thread that runs long without calling "
+                 "wbgc must call wbgc_safepoint now and then, or run inside "
+                 "wbgc_blocking_begin/end", what, (unsigned long long)(waited / 1000000u), n,
+                 list, n > 6 ? ", ..." : "");
+    pthread_mutex_lock(&h->sched_lock);
+}
+
 /* wbgc__stop_world stops every P but self (which may be NULL): it returns
    when each is parked, blocked or detached, and none is being worked on by
    a marker. gc_lock held. O(Ps). */
@@ -1384,12 +1462,13 @@ static void wbgc__stop_world(wbgc_heap *h, wbgc_p *self)
     h->stopper = self;
     for (wbgc_p *q = h->ps; q; q = q->next)
         wbgc__update_preempt(h, q);
+    uint64_t t0 = wbgc__now_ns();
+    int reported = 0;
     for (;;) {
         int running = 0;
-        for (wbgc_p *q = h->ps; q; q = q->next)
-            running += q != self && (q->status == WBGC__P_RUNNING || q->status == WBGC__P_TAKEN);
+        for (wbgc_p *q = h->ps; q; q = q->next) running += wbgc__stop_holder(q, self);
         if (!running) break;
-        pthread_cond_wait(&h->parked_cv, &h->sched_lock);
+        wbgc__wait_for_ps(h, self, t0, &reported, "a stop of the world", wbgc__stop_holder);
     }
     pthread_mutex_unlock(&h->sched_lock);
 }
@@ -1862,8 +1941,25 @@ static inline __attribute__((always_inline)) void *wbgc__alloc(wbgc_p *p, size_t
     return (void *)(s->base + idx * s->elemsize);
 }
 
-WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 0); }
-WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size) { return wbgc__alloc(p, size, 1); }
+/* wbgc__alloc_null: wbgc_alloc(NULL, ...): reported, never dereferenced. */
+static WBGC__NOINLINE void *wbgc__alloc_null(const char *fn, size_t size)
+{
+    wbgc__report(NULL, "wbgc: misuse: %s(p=NULL, size=%zu): p must be the calling thread's P "
+                 "from wbgc_attach (rule 1)", fn, size);
+    return NULL;
+}
+
+WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size)
+{
+    if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_alloc", size);
+    return wbgc__alloc(p, size, 0);
+}
+
+WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size)
+{
+    if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_alloc_noscan", size);
+    return wbgc__alloc(p, size, 1);
+}
 
 /* wbgc__release_caches hands every cached span of p back to its central
    list: unswept at mark termination, swept otherwise. World stopped, or p's
@@ -2910,6 +3006,8 @@ static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
         self->status = WBGC__P_BLOCKED;
         pthread_cond_broadcast(&h->parked_cv);
     }
+    uint64_t t0 = wbgc__now_ns();
+    int reported = 0;
     for (;;) {
         uint32_t got;
         wbgc_p *q = wbgc__take_blocked(h, WBGC__REQ_FLUSH, &got);
@@ -2921,9 +3019,10 @@ static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
             continue;
         }
         int pending = 0;
-        for (wbgc_p *r = h->ps; r; r = r->next) pending += (r->req & WBGC__REQ_FLUSH) != 0;
+        for (wbgc_p *r = h->ps; r; r = r->next) pending += wbgc__flush_holder(r, self);
         if (!pending) break;
-        pthread_cond_wait(&h->parked_cv, &h->sched_lock);
+        wbgc__wait_for_ps(h, self, t0, &reported, "the hand-shake that ends marking",
+                          wbgc__flush_holder);
     }
     if (self) wbgc__wake_blocked(h, self);
     pthread_mutex_unlock(&h->sched_lock);
@@ -3519,9 +3618,23 @@ WBGCDEF void wbgc_config_default(wbgc_config *cfg)
     cfg->flags = 0;
     cfg->on_error = wbgc_default_on_error;
     cfg->user = NULL;
+    cfg->stall_report_ms = 100;
 }
 
-/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_TRACE and WBGC_VERIFY. */
+/* wbgc__env_yes: an environment switch is on unless empty, "0", "no",
+   "off" or "false". */
+static int wbgc__env_yes(const char *e)
+{
+    if (!e || !*e) return 0;
+    static const char *const no[] = {"0", "no", "off", "false", "NO", "OFF", "FALSE"};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (strcmp(e, no[i]) == 0) return 0;
+    return 1;
+}
+
+/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_TRACE, WBGC_VERIFY and
+   WBGC_MODE (stw, incremental, concurrent or check: the mode a program
+   chose in code is replaced). */
 static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
 {
     const char *e = getenv("WBGC_GC_PERCENT");
@@ -3535,9 +3648,27 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
                           "1000000, or \"off\"", e);
     }
     e = getenv("WBGC_TRACE");
-    if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_TRACE;
+    if (wbgc__env_yes(e)) cfg->flags |= WBGC_TRACE;
     e = getenv("WBGC_VERIFY");
-    if (e && *e && strcmp(e, "0") != 0) cfg->flags |= WBGC_VERIFY;
+    if (wbgc__env_yes(e)) cfg->flags |= WBGC_VERIFY;
+    e = getenv("WBGC_MODE");
+    if (e && *e) {
+        unsigned keep = cfg->flags & ~(WBGC_STW | WBGC_CHECK);
+        if (strcmp(e, "stw") == 0) {
+            cfg->flags = keep | WBGC_STW;
+        } else if (strcmp(e, "incremental") == 0) {
+            cfg->flags = keep;
+            cfg->mark_workers = 0;
+        } else if (strcmp(e, "concurrent") == 0) {
+            cfg->flags = keep;
+            if (cfg->mark_workers == 0) cfg->mark_workers = -1;
+        } else if (strcmp(e, "check") == 0) {
+            cfg->flags = keep | WBGC_CHECK;
+        } else {
+            wbgc__report(tmp, "wbgc: error: WBGC_MODE=%s ignored: want stw, incremental, "
+                         "concurrent or check", e);
+        }
+    }
 }
 
 /* wbgc__start_threads starts the background mark workers and the sweeper
@@ -3615,11 +3746,11 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     h->arena_index = (wbgc__arena **)index;
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->sched_lock, NULL);
-    pthread_cond_init(&h->parked_cv, NULL);
     pthread_cond_init(&h->resume_cv, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->parked_cv, &ca);  /* timed: wbgc__wait_for_ps */
     pthread_cond_init(&h->work_cv, &ca);
     pthread_cond_init(&h->cycle_cv, &ca);
     pthread_condattr_destroy(&ca);
@@ -3707,6 +3838,56 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     free(h);
 }
 
+/* A thread that ends without wbgc_detach would leave its P running for
+   ever (every stop of the world would wait for it) and its stack, soon
+   unmapped or another thread's, to be scanned. So each thread's Ps are
+   listed in a thread-specific value whose destructor, run by the exiting
+   thread itself while its stack is still there, detaches them. */
+static pthread_key_t  wbgc__exit_key;
+static pthread_once_t wbgc__exit_once = PTHREAD_ONCE_INIT;
+static int            wbgc__exit_key_ok;
+
+/* wbgc__thread_exit: the destructor. In check mode the exit is reported
+   (a program should detach: rule 1); the P is detached all the same. */
+static void wbgc__thread_exit(void *first)
+{
+    pthread_setspecific(wbgc__exit_key, NULL);
+    for (wbgc_p *p = (wbgc_p *)first, *n; p; p = n) {
+        n = p->thread_next;
+        p->thread_next = NULL;
+        if (p->magic != WBGC__P_MAGIC) continue;
+        if (p->check)
+            wbgc__report(p->heap, "wbgc: misuse: thread %#lx exited holding P %p without "
+                         "wbgc_detach (rule 1); it was detached for it",
+                         wbgc__thread_id(p->thread), (void *)p);
+        if (p->status != WBGC__P_RUNNING) wbgc_blocking_end(p);  /* pthread_exit inside one */
+        wbgc_detach(p);
+    }
+}
+
+static void wbgc__exit_key_init(void)
+{
+    wbgc__exit_key_ok = pthread_key_create(&wbgc__exit_key, wbgc__thread_exit) == 0;
+}
+
+/* wbgc__exit_watch lists p as its (calling) thread's, or unlists it. */
+static void wbgc__exit_watch(wbgc_p *p, int add)
+{
+    pthread_once(&wbgc__exit_once, wbgc__exit_key_init);
+    if (!wbgc__exit_key_ok) return;
+    wbgc_p *first = (wbgc_p *)pthread_getspecific(wbgc__exit_key);
+    if (add) {
+        p->thread_next = first;
+        pthread_setspecific(wbgc__exit_key, p);
+        return;
+    }
+    wbgc_p **pp = &first;
+    while (*pp && *pp != p) pp = &(*pp)->thread_next;
+    if (*pp) *pp = p->thread_next;
+    p->thread_next = NULL;
+    pthread_setspecific(wbgc__exit_key, first);
+}
+
 WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
 {
     if (!h || h->magic != WBGC__H_MAGIC) {
@@ -3770,6 +3951,7 @@ WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
     h->nps++;
     wbgc__update_preempt(h, p);
     pthread_mutex_unlock(&h->sched_lock);
+    wbgc__exit_watch(p, 1);
     return p;
 }
 
@@ -3781,6 +3963,7 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
         wbgc__report(h, "wbgc: misuse: wbgc_detach(p=%p) inside a blocking region", (void *)p);
         return;
     }
+    wbgc__exit_watch(p, 0);
     pthread_mutex_lock(&h->sched_lock);
     while (h->stopping) wbgc__park(h, p);
     /* Leaving hides nothing (PITFALLS 10): its barrier buffer and mark work
