@@ -2490,7 +2490,9 @@ static void test_attach_churn_memory(void)
          (unsigned long long)g_ch_rounds[2], (unsigned long long)churn.cycles, grow_churn * mib,
          churn.sys * mib, churn.live * mib);
     CHECKF(g_ch_bad == 0, "%llu list nodes lost or changed", (unsigned long long)g_ch_bad);
-    CHECKF(once.cycles >= 3 && churn.cycles >= 3, "cycles: %llu attached once, %llu churning",
+    /* a cycle in each phase, else there is nothing to compare (a slow
+       build, a sanitizer's or qemu's, may run only a few) */
+    CHECKF(once.cycles >= 1 && churn.cycles >= 1, "cycles: %llu attached once, %llu churning",
            (unsigned long long)once.cycles, (unsigned long long)churn.cycles);
     CHECKF(g_ch_rounds[2] >= (uint64_t)nch, "only %llu attach/detach rounds",
            (unsigned long long)g_ch_rounds[2]);
