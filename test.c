@@ -35,6 +35,8 @@
  *                           e.g. WBGC_STRESS_SECONDS=300 ./test stress_concurrent
  *   WBGC_STRESS_SEED=n      seed of the stress threads' random choices (default 1)
  *   WBGC_STRESS_GC_PERCENT=n  gc_percent of the stress heaps (default 1)
+ *   WBGC_CHURN_SECONDS=s    time per phase of attach_churn_memory (default 2)
+ *   WBGC_CHURN_THREADS=n    its attaching and detaching threads (default 32)
  *   WBGC_TREE_SECONDS=s     time of each tree_reverse_* test (default 1)
  *   WBGC_VERIFY=1           every heap verifies every cycle (the collector
  *                           reads it; tests that expect no on_error then
@@ -2304,6 +2306,219 @@ static void test_attach_detach_storm(void)
     note("%d threads attached/detached in %.2f s during %llu back-to-back cycles",
          created, (t1 - t0) / 1e9, (unsigned long long)cyc);
     CLOSE_HEAP(h, p, &log);
+}
+
+/* =========================================================================
+   16b. attach/detach churn beside allocators: memory follows the live set
+   ========================================================================= */
+
+/* Issue 12, item 5: threads that attach, allocate a little and detach in a
+   loop, next to two allocators, drove the heap (and what each cycle
+   marked) to tens or hundreds of times the live set, while the same
+   threads attached once stayed small. Two phases, the same threads and the same work per round:
+   first the churners stay attached, then each round is attach, work,
+   detach. The second phase's peaks must stay near the first's, and what
+   each cycle marks near what the allocators really hold. */
+
+#define CH_ALLOCATORS 2
+#define CH_RING 64     /* lists each allocator holds */
+#define CH_LIST 512    /* nodes per list */
+#define CH_NODE 64     /* bytes per node: 2 MiB live per allocator */
+#define CH_LIVE ((uint64_t)CH_ALLOCATORS * CH_RING * CH_LIST * CH_NODE)
+
+static double g_churn_secs = 2.0;   /* per phase; WBGC_CHURN_SECONDS */
+static int g_churn_threads = 32;    /* WBGC_CHURN_THREADS */
+
+static wbgc_heap *g_ch_heap;
+static int g_ch_phase;              /* atomic: 1 attached once, 2 churn, 3 stop */
+static uint64_t g_ch_bad, g_ch_rounds[3], g_ch_lists;   /* atomic */
+
+static uint64_t ch_val(uint64_t tag, size_t i) { return mix64(tag * 1000003u + i) | 1; }
+
+static NOINLINE lnode *ch_list(wbgc_p *p, uint64_t tag, size_t n, size_t size)
+{
+    lnode *head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        lnode *x = wbgc_alloc(p, size);
+        if (!x) {
+            FAILF("allocation of %zu bytes failed", size);
+            break;
+        }
+        x->val = ch_val(tag, i);
+        wbgc_write(p, &x->next, head);
+        head = x;
+    }
+    return head;
+}
+
+/* ch_list_bad: the nodes of a ch_list that are missing or changed. */
+static NOINLINE size_t ch_list_bad(const lnode *x, uint64_t tag, size_t n)
+{
+    size_t bad = 0, i = n;
+    for (; x && i > 0; x = x->next) bad += x->val != ch_val(tag, --i);
+    return bad + i + (x != NULL);
+}
+
+static void *ch_allocator_main(void *a)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)a, tags[CH_RING];
+    wbgc_p *p = wbgc_attach(g_ch_heap);
+    if (!p) {
+        FAILF("allocator: attach failed");
+        return NULL;
+    }
+    lnode **ring = wbgc_alloc(p, CH_RING * sizeof *ring);
+    if (!ring) FAILF("allocator: ring allocation failed");
+    for (uint64_t k = 0; ring && __atomic_load_n(&g_ch_phase, __ATOMIC_RELAXED) < 3; k++) {
+        size_t i = k % CH_RING;
+        if (ring[i]) {
+            size_t bad = ch_list_bad(ring[i], tags[i], CH_LIST);
+            if (bad) FAILF("allocator %llu: list %zu lost %zu of %d nodes",
+                           (unsigned long long)seed, i, bad, CH_LIST);
+            __atomic_add_fetch(&g_ch_bad, bad, __ATOMIC_RELAXED);
+        }
+        tags[i] = seed << 40 | k;
+        wbgc_write(p, &ring[i], ch_list(p, tags[i], CH_LIST, CH_NODE));
+        __atomic_add_fetch(&g_ch_lists, 1, __ATOMIC_RELAXED);
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+/* ch_round: a churner's work while it holds a P: a short list of objects
+   of mixed sizes, held in locals, checked, dropped. */
+static NOINLINE size_t ch_round(wbgc_p *p, uint64_t *rng)
+{
+    uint64_t r = rnd(rng), tag = r >> 16;
+    size_t n = 16 + r % 32, size = 16 + (r >> 8) % 200;
+    lnode *head = ch_list(p, tag, n, size);
+    if (r & 0x10000) wbgc_safepoint(p);
+    return ch_list_bad(head, tag, n);
+}
+
+static void *ch_churner_main(void *a)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)a * 0x9E3779B97F4A7C15ULL | 1;
+    size_t bad = 0;
+    wbgc_p *p = wbgc_attach(g_ch_heap);
+    if (!p) {
+        FAILF("churner: attach failed");
+        return NULL;
+    }
+    while (__atomic_load_n(&g_ch_phase, __ATOMIC_RELAXED) == 1) {
+        bad += ch_round(p, &rng);
+        __atomic_add_fetch(&g_ch_rounds[1], 1, __ATOMIC_RELAXED);
+    }
+    wbgc_detach(p);
+    while (__atomic_load_n(&g_ch_phase, __ATOMIC_RELAXED) == 2) {
+        p = wbgc_attach(g_ch_heap);
+        if (!p) {
+            FAILF("churner: attach failed");
+            break;
+        }
+        bad += ch_round(p, &rng);
+        wbgc_detach(p);
+        __atomic_add_fetch(&g_ch_rounds[2], 1, __ATOMIC_RELAXED);
+    }
+    if (bad) FAILF("churner: %zu list nodes lost or changed", bad);
+    __atomic_add_fetch(&g_ch_bad, bad, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static uint64_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct ch_peaks {
+    uint64_t rss, sys, live, cycles, t_ns;
+} ch_peaks;
+
+/* ch_watch samples the heap and the process every few milliseconds for
+   `secs`: peaks of RSS, heap_sys and heap_live (each cycle's marked bytes;
+   a sample may miss a cycle's, the peak over many rarely does). */
+static void ch_watch(wbgc_heap *h, double secs, ch_peaks *pk)
+{
+    memset(pk, 0, sizeof *pk);
+    uint64_t t0 = now_ns(), c0 = cycles_of(h);
+    while (now_ns() - t0 < (uint64_t)(secs * 1e9)) {
+        wbgc_stats s = get_stats(h);
+        uint64_t rss = rss_bytes();
+        if (rss > pk->rss) pk->rss = rss;
+        if (s.heap_sys > pk->sys) pk->sys = s.heap_sys;
+        if (s.heap_live > pk->live && s.cycles > c0) pk->live = s.heap_live;
+        sleep_us(5000);
+    }
+    pk->cycles = cycles_of(h) - c0;
+    pk->t_ns = now_ns() - t0;
+}
+
+static void test_attach_churn_memory(void)
+{
+    errlog log;
+    int nch = g_churn_threads;
+    pthread_t *t = calloc((size_t)(CH_ALLOCATORS + nch), sizeof *t);
+    REQUIRE(t);
+    alarm(g_timeout + (unsigned)(2 * g_churn_secs + 1));
+    uint64_t rss0 = rss_bytes();
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    g_ch_heap = h;
+    g_ch_bad = g_ch_lists = 0;
+    memset(g_ch_rounds, 0, sizeof g_ch_rounds);
+    __atomic_store_n(&g_ch_phase, 1, __ATOMIC_RELAXED);
+    int started = 0;
+    for (int i = 0; i < CH_ALLOCATORS + nch; i++) {
+        void *(*fn)(void *) = i < CH_ALLOCATORS ? ch_allocator_main : ch_churner_main;
+        if (pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)(i + 1)) != 0) {
+            FAILF("pthread_create failed after %d threads", i);
+            break;
+        }
+        started++;
+    }
+    ch_peaks once, churn;
+    ch_watch(h, g_churn_secs, &once);
+    __atomic_store_n(&g_ch_phase, 2, __ATOMIC_RELAXED);
+    ch_watch(h, g_churn_secs, &churn);
+    __atomic_store_n(&g_ch_phase, 3, __ATOMIC_RELAXED);
+    for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
+    free(t);
+
+    const double mib = 1.0 / MB;
+    uint64_t grow_once = once.rss > rss0 ? once.rss - rss0 : 0;
+    uint64_t grow_churn = churn.rss > rss0 ? churn.rss - rss0 : 0;
+    note("%d allocators (%.1f MiB live), %d churners, %.1f s per phase; %llu lists built",
+         CH_ALLOCATORS, CH_LIVE * mib, nch, g_churn_secs, (unsigned long long)g_ch_lists);
+    note("attached once: %llu rounds, %llu cycles; RSS +%.1f MiB, heap sys %.1f MiB, "
+         "marked per cycle up to %.1f MiB",
+         (unsigned long long)g_ch_rounds[1], (unsigned long long)once.cycles, grow_once * mib,
+         once.sys * mib, once.live * mib);
+    note("attach/detach churn: %llu rounds, %llu cycles; RSS +%.1f MiB, heap sys %.1f MiB, "
+         "marked per cycle up to %.1f MiB",
+         (unsigned long long)g_ch_rounds[2], (unsigned long long)churn.cycles, grow_churn * mib,
+         churn.sys * mib, churn.live * mib);
+    CHECKF(g_ch_bad == 0, "%llu list nodes lost or changed", (unsigned long long)g_ch_bad);
+    /* a cycle in each phase, else there is nothing to compare (a slow
+       build, a sanitizer's or qemu's, may run only a few) */
+    CHECKF(once.cycles >= 1 && churn.cycles >= 1, "cycles: %llu attached once, %llu churning",
+           (unsigned long long)once.cycles, (unsigned long long)churn.cycles);
+    CHECKF(g_ch_rounds[2] >= (uint64_t)nch, "only %llu attach/detach rounds",
+           (unsigned long long)g_ch_rounds[2]);
+    /* What a cycle marks: the live set, what is allocated black while it
+       marks, and a little that conservative stack words keep (attached
+       once: up to 3.7x the live set on 2 busy cores). */
+    CHECKF(churn.live <= 5 * CH_LIVE, "churning: a cycle marked %.1f MiB for %.1f MiB live",
+           churn.live * mib, CH_LIVE * mib);
+    CHECKF(churn.sys <= 2 * once.sys + 8 * MB,
+           "churning: heap sys %.1f MiB, attached once %.1f MiB", churn.sys * mib, once.sys * mib);
+    CHECKF(grow_churn <= 2 * grow_once + 32 * MB, "churning: RSS +%.1f MiB, attached once +%.1f MiB",
+           grow_churn * mib, grow_once * mib);
+    CLOSE_HEAP(h, NULL, &log);
 }
 
 /* =========================================================================
@@ -4904,6 +5119,7 @@ static const test_case g_tests[] = {
     {"env_gc_percent", test_env_gc_percent},
     {"no_stack_scan", test_no_stack_scan},
     {"attach_detach_storm", test_attach_detach_storm},
+    {"attach_churn_memory", test_attach_churn_memory},
     {"memmove", test_memmove},
     {"memmove_concurrent", test_memmove_concurrent},
     {"shuffle_concurrent", test_shuffle_concurrent},
@@ -5031,6 +5247,8 @@ static void read_env(void)
     if ((s = getenv("WBGC_STRESS_SECONDS")) && atof(s) > 0) g_stress_secs = atof(s);
     if ((s = getenv("WBGC_STRESS_SEED")) && *s) g_stress_seed = strtoull(s, NULL, 0);
     if ((s = getenv("WBGC_STRESS_GC_PERCENT")) && *s) g_stress_gc_percent = atoi(s);
+    if ((s = getenv("WBGC_CHURN_SECONDS")) && atof(s) > 0) g_churn_secs = atof(s);
+    if ((s = getenv("WBGC_CHURN_THREADS")) && atoi(s) > 0) g_churn_threads = atoi(s);
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
     unsetenv("WBGC_MODE");
