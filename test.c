@@ -3686,6 +3686,124 @@ static void test_fork_while_marking(void)
     CLOSE_HEAP(h, p, &log);
 }
 
+/* fork_two_forkers: two attached threads fork at the same moment, round
+   after round (a barrier lines them up), each inside its blocking region
+   as ON FORK asks: the C library lets one fork run and the other wait, and
+   the waiting one must not hold up the first one's stop of the world. Two
+   of the stress test's threads keep mutating meanwhile. Each child goes on
+   with the P of the thread that forked it. */
+#define FF_FORKERS 2
+#define FF_ROUNDS 6
+
+typedef struct ff_arg {
+    wbgc_heap *h;
+    errlog *log;
+    pthread_barrier_t *bar;
+    uint64_t pseed;
+    uint64_t seed;
+    fork_kid kids[FF_ROUNDS];
+    int nkids, hung;
+} ff_arg;
+
+static void *ff_thread(void *a)
+{
+    ff_arg *f = a;
+    uint64_t rng = f->seed | 1;
+    wbgc_p *p = wbgc_attach(f->h);
+    if (!p) {
+        FAILF("wbgc_attach failed");
+        return NULL;
+    }
+    wbgc_heap *hs[1] = {f->h};
+    wbgc_p *ps[1] = {p};
+    errlog *logs[1] = {f->log};
+    fnode *const *proots[1] = {g_fork_root};
+    for (int i = 0; i < FF_ROUNDS; i++) {
+        fnode *volatile l = fl_build(p, (uint64_t)i, 200, &rng);
+        uint64_t seed = rnd(&rng);
+        wbgc_blocking_begin(p);
+        pthread_barrier_wait(f->bar);
+        pid_t pid = fork();
+        if (pid == 0)
+            fork_child_exit(hs, ps, logs, 1, 1, proots, &f->pseed, FORK_ROOT_NODES, seed);
+        wbgc_blocking_end(p);
+        CHECK(fl_bad(l, (uint64_t)i, 200) == 0);
+        l = NULL;
+        if (pid < 0) {
+            FAILF("fork: %s", strerror(errno));
+            continue;
+        }
+        f->kids[f->nkids].pid = pid;
+        f->kids[f->nkids].idx = i;
+        f->kids[f->nkids].how = "two forkers, P blocked";
+        f->kids[f->nkids].t0 = now_ns();
+        f->kids[f->nkids].done = 0;
+        f->nkids++;
+        wbgc_blocking_begin(p);
+        while (fork_reap(f->kids, f->nkids, 0, &f->hung) >= FORK_MAX_KIDS / FF_FORKERS) sleep_us(2000);
+        wbgc_blocking_end(p);
+    }
+    wbgc_blocking_begin(p);
+    fork_reap(f->kids, f->nkids, 1, &f->hung);
+    wbgc_blocking_end(p);
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void test_fork_two_forkers(void)
+{
+    errlog log;
+    pthread_t th[2], ft[FF_FORKERS];
+    st_arg args[2];
+    ff_arg fa[FF_FORKERS];
+    pthread_barrier_t bar;
+    int started = 0, forkers = 0;
+    wbgc_heap *h = open_heap(&log, g_stress_gc_percent, 0, -1, 0);
+    REQUIRE(h);
+    st_reset(h);
+    CHECK(wbgc_add_roots(h, g_st_shared, sizeof g_st_shared) == 0);
+    CHECK(wbgc_add_roots(h, g_fork_root, sizeof g_fork_root) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t rng = mix64(g_stress_seed + 0x2f0f) | 1, pseed = rnd(&rng);
+    wbgc_write(p, &g_fork_root[0], fl_build(p, pseed, FORK_ROOT_NODES, &rng));
+    REQUIRE(g_fork_root[0]);
+    uint64_t c0 = cycles_of(h);
+    for (int i = 0; i < 2; i++) {
+        args[i].idx = i;
+        if (pthread_create(&th[i], NULL, st_thread_main, &args[i]) == 0) started++;
+    }
+    pthread_barrier_init(&bar, NULL, FF_FORKERS);
+    for (int i = 0; i < FF_FORKERS; i++) {
+        memset(&fa[i], 0, sizeof fa[i]);
+        fa[i].h = h;
+        fa[i].log = &log;
+        fa[i].bar = &bar;
+        fa[i].pseed = pseed;
+        fa[i].seed = rnd(&rng);
+        if (pthread_create(&ft[i], NULL, ff_thread, &fa[i]) == 0) forkers++;
+    }
+    REQUIRE(forkers == FF_FORKERS);  /* else the barrier waits forever */
+    wbgc_blocking_begin(p);
+    for (int i = 0; i < forkers; i++) pthread_join(ft[i], NULL);
+    __atomic_store_n(&g_st_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    wbgc_blocking_end(p);
+    pthread_barrier_destroy(&bar);
+    int kids = 0, hung = 0;
+    for (int i = 0; i < forkers; i++) kids += fa[i].nkids, hung += fa[i].hung;
+    CHECKF(kids == FF_FORKERS * FF_ROUNDS, "%d forks of %d", kids, FF_FORKERS * FF_ROUNDS);
+    wbgc_collect(p);
+    CHECKF(fl_bad(g_fork_root[0], pseed, FORK_ROOT_NODES) == 0, "the parent's list is damaged");
+    note("%d forks by %d threads at once, %d children hung; parent: %llu cycles, %llu mutations",
+         kids, forkers, hung, (unsigned long long)(cycles_of(h) - c0), (unsigned long long)g_st_ops);
+    wbgc_write(p, &g_fork_root[0], NULL);
+    wbgc_remove_roots(h, g_fork_root);
+    wbgc_remove_roots(h, g_st_shared);
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    CLOSE_HEAP(h, p, &log);
+}
+
 /* fork_unattached: three heaps -- concurrent, incremental, stop-the-world
    -- each with a thread of its own that keeps building, checking and
    dropping lists at gc_percent 1, and a list it made first in a root
@@ -5117,6 +5235,7 @@ static const test_case g_tests[] = {
     {"stress_check", test_stress_check},
     {"fork_while_marking", test_fork_while_marking},
     {"fork_unattached", test_fork_unattached},
+    {"fork_two_forkers", test_fork_two_forkers},
     {"barrier_paths_agree", test_barrier_paths_agree},
     {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
     {"flush_stops_when_work_full", test_flush_stops_when_work_full},
