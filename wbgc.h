@@ -102,7 +102,9 @@
    a thread waiting for a lock that a forking thread may hold waits inside
    one. Threads holding Ps in more than one heap can deadlock a fork, as
    they can deadlock two collections run at once. posix_spawn (glibc's)
-   runs no fork handlers and stops nothing.
+   runs no fork handlers and stops nothing. Under ThreadSanitizer a child
+   that collects needs TSAN_OPTIONS=die_after_fork=0 (its first cycle
+   starts the mark workers again).
 
    ON ROOTS
 
@@ -563,11 +565,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-PAGEMAP    Every page of an in-use span maps to the span; the first
                   and last page of a free run map to the run; other pages of
                   free runs map to NULL.
-   INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> central[i].lock
-                  -> heap lock -> roots_lock, work_lock, stats_lock. Never
-                  wait for the world or a hand-shake while holding a
-                  central, heap, roots or work lock. Fork: wbgc__heaps_lock
-                  first, then each heap's locks in this order, heap by heap.
+   INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
+                  -> central[i].lock -> heap lock -> roots_lock, work_lock,
+                  stats_lock. Never wait for the world or a hand-shake
+                  while holding a central, heap, roots or work lock. Fork:
+                  wbgc__heaps_lock first, then each heap's in this order.
 
    MEMORY ORDER (who publishes what to whom; x86 forgives a missing pair,
    aarch64 does not, so ./build.sh test runs the suite there too)
@@ -1043,6 +1045,8 @@ struct wbgc_heap {
     uint64_t        verify_runs, verify_lost, verify_ns;
 
     /* Fork (section "Fork"). */
+    pthread_mutex_t sweeper_lock;    /* the background sweeper holds it while it
+                                        sweeps a span (wbgc__finish_sweep) */
     wbgc_heap      *fork_next;       /* the list of live heaps; wbgc__heaps_lock */
     int             fork_restart;    /* a forked child: start the background
                                         threads at the next cycle; gc_lock */
@@ -3153,11 +3157,22 @@ static void wbgc__sweep_large(wbgc_heap *h)
    which keeps answering safepoints between spans. background: the caller is
    the background sweeper, which steps aside while the world is stopped (it
    holds no span between two), so that the stop does not wait for the OS to
-   give its CPU to the mutators that have to park (2 cores, 3+ threads). */
+   give its CPU to the mutators that have to park (2 cores, 3+ threads).
+   It sweeps each span under sweeper_lock, which a fork takes (section
+   "Fork"): the one thread that touches the central lists while the world
+   is stopped. */
+static int wbgc__sweep_one_background(wbgc_heap *h, uint32_t spc)
+{
+    pthread_mutex_lock(&h->sweeper_lock);
+    int r = wbgc__sweep_one(h, spc, NULL);
+    pthread_mutex_unlock(&h->sweeper_lock);
+    return r;
+}
+
 static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, int background)
 {
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
-        while (wbgc__sweep_one(h, spc, NULL)) {
+        while (background ? wbgc__sweep_one_background(h, spc) : wbgc__sweep_one(h, spc, NULL)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
             if (background && WBGC__LOAD(h->stopping)) {
                 pthread_mutex_lock(&h->sched_lock);
@@ -3549,11 +3564,15 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
    and gc_lock (no mark start, termination or stop-the-world cycle is
    running), then a stop of the world (every other P is parked at a
    safepoint or in a blocking region, so none is in an allocation's slow
-   path holding a span off the lists: see wbgc__refill), then every other
-   lock in INV-LOCKORDER, the central locks at a moment when the sweeper
-   holds no span. wbgc__heaps_lock, the list of live heaps, is taken first
-   and held until the parent's or the child's handler, so both see the
-   heaps the prepare saw.
+   path holding a span off the lists: see wbgc__refill), then sched_lock,
+   sweeper_lock (the background sweeper, which does not stop with the
+   world, holds it while it sweeps a span: a span swept half, its mark
+   bits half made allocation bits, could be neither finished nor undone in
+   the child; and it is the only thread that could hold a central lock
+   now, so those are not taken: TSan's deadlock detector stops at 64 locks
+   held), and the heap, roots, work and stats locks. wbgc__heaps_lock, the
+   list of live heaps, is taken first and held until the parent's or the
+   child's handler, so both see the heaps the prepare saw.
 
    In the parent (wbgc__fork_parent) the locks go and the world restarts:
    a pause like any other.
@@ -3584,25 +3603,6 @@ static wbgc_p *wbgc__p_of_thread(wbgc_heap *h, pthread_t t)
     return NULL;
 }
 
-/* wbgc__fork_lock_central takes every central lock at a moment when no
-   span is being swept. A sweep holds no lock from taking a span off an
-   unswept list to filing it, and the background sweeper does not stop
-   with the world, so its count (sweep_active, raised under the central
-   lock the span left) is the only sign of one: with every central lock
-   held and the count zero, none is in progress and none can start. In the
-   child, a span swept half (its mark bits half made allocation bits)
-   could neither be finished nor undone. The sweeper, between two spans,
-   sees the world stopped and waits. sched_lock held. */
-static void wbgc__fork_lock_central(wbgc_heap *h)
-{
-    for (;;) {
-        for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_lock(&h->central[i].lock);
-        if (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0) return;
-        for (size_t i = WBGC__NSPC; i-- > 0;) pthread_mutex_unlock(&h->central[i].lock);
-        sched_yield();
-    }
-}
-
 /* wbgc__fork_lock_heap brings h to the quiet point described above and
    holds it there. The forking thread's P (self), if it has one, counts as
    blocked while it waits for markdone_lock and gc_lock, whose holders may
@@ -3619,7 +3619,10 @@ static void wbgc__fork_lock_heap(wbgc_heap *h)
     h->fork_t0 = wbgc__now_ns();
     wbgc__stop_world(h, self);
     pthread_mutex_lock(&h->sched_lock);
-    wbgc__fork_lock_central(h);
+    pthread_mutex_lock(&h->sweeper_lock);
+    /* INV-LOCKORDER's central locks are not needed: with every P stopped
+       and the sweeper held out, no thread takes one. */
+    WBGC_ASSERT(__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0);
     pthread_mutex_lock(&h->lock);
     pthread_mutex_lock(&h->roots_lock);
     pthread_mutex_lock(&h->work_lock);
@@ -3634,7 +3637,7 @@ static void wbgc__fork_unlock_heap(wbgc_heap *h)
     pthread_mutex_unlock(&h->work_lock);
     pthread_mutex_unlock(&h->roots_lock);
     pthread_mutex_unlock(&h->lock);
-    for (size_t i = WBGC__NSPC; i-- > 0;) pthread_mutex_unlock(&h->central[i].lock);
+    pthread_mutex_unlock(&h->sweeper_lock);
     pthread_mutex_unlock(&h->sched_lock);
 }
 
@@ -3797,18 +3800,32 @@ static void wbgc__fork_prepare(void)
     for (wbgc_heap *h = wbgc__heaps; h; h = h->fork_next) wbgc__fork_lock_heap(h);
 }
 
+/* wbgc__fork_each_back calls fn on h and the heaps after it, last first:
+   the parent and the child let the heaps go in the reverse of the order
+   prepare took them, so that no heap's locks are taken while a heap taken
+   after it is still held (INV-LOCKORDER, across heaps). */
+static void wbgc__fork_each_back(wbgc_heap *h, void (*fn)(wbgc_heap *))
+{
+    if (!h) return;
+    wbgc__fork_each_back(h->fork_next, fn);
+    fn(h);
+}
+
+static void wbgc__fork_parent_heap(wbgc_heap *h)
+{
+    wbgc__fork_unlock_heap(h);
+    wbgc__fork_restart(h);
+}
+
 static void wbgc__fork_parent(void)
 {
-    for (wbgc_heap *h = wbgc__heaps; h; h = h->fork_next) {
-        wbgc__fork_unlock_heap(h);
-        wbgc__fork_restart(h);
-    }
+    wbgc__fork_each_back(wbgc__heaps, wbgc__fork_parent_heap);
     pthread_mutex_unlock(&wbgc__heaps_lock);
 }
 
 static void wbgc__fork_child(void)
 {
-    for (wbgc_heap *h = wbgc__heaps; h; h = h->fork_next) wbgc__fork_child_heap(h);
+    wbgc__fork_each_back(wbgc__heaps, wbgc__fork_child_heap);
     pthread_mutex_unlock(&wbgc__heaps_lock);
 }
 
@@ -3972,6 +3989,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->roots_lock, NULL);
     pthread_mutex_init(&h->work_lock, NULL);
     pthread_mutex_init(&h->stats_lock, NULL);
+    pthread_mutex_init(&h->sweeper_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
     h->trigger_pm = WBGC__TRIGGER_FIRST;
     wbgc__pace(h, 0);
@@ -4049,6 +4067,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_mutex_destroy(&h->roots_lock);
     pthread_mutex_destroy(&h->work_lock);
     pthread_mutex_destroy(&h->stats_lock);
+    pthread_mutex_destroy(&h->sweeper_lock);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_destroy(&h->central[i].lock);
     free(h);
 }
