@@ -3625,6 +3625,7 @@ static void test_fork_while_marking(void)
     st_arg args[ST_THREADS];
     fork_kid kids[FORK_N];
     int started = 0, nkids = 0, bad = 0;
+    uint64_t fork_max_ns = 0;   /* the longest fork() in the parent: its world stopped */
     wbgc_heap *h = open_heap(&log, g_stress_gc_percent, 0, -1, 0);
     REQUIRE(h);
     st_reset(h);
@@ -3666,10 +3667,12 @@ static void test_fork_while_marking(void)
             wbgc_blocking_end(p);
             tmp = fl_build(p, (uint64_t)i, 64, &rng);
         }
-        uint64_t seed = rnd(&rng);
+        uint64_t seed = rnd(&rng), tf = now_ns();
         pid_t pid = fork();
         if (pid == 0)
             fork_child_exit(hs, ps, logs, 1, blocked, proots, &pseed, FORK_ROOT_NODES, seed);
+        tf = now_ns() - tf;
+        if (tf > fork_max_ns) fork_max_ns = tf;
         if (!blocked) {
             CHECK(fl_bad(tmp, (uint64_t)i, 64) == 0);
             tmp = NULL;
@@ -3701,8 +3704,9 @@ static void test_fork_while_marking(void)
     }
     uint64_t cyc = cycles_of(h) - c0;
     CHECKF(cyc >= 10, "only %llu cycles in the parent", (unsigned long long)cyc);
-    note("%d forks, %d children ok; parent: %llu cycles, %llu mutations by %d threads",
-         nkids, nkids - bad, (unsigned long long)cyc, (unsigned long long)g_st_ops, started);
+    note("%d forks, %d children ok, the longest fork() %.2f ms; parent: %llu cycles, %llu "
+         "mutations by %d threads", nkids, nkids - bad, fork_max_ns / 1e6,
+         (unsigned long long)cyc, (unsigned long long)g_st_ops, started);
     free(mt.dfs);
     wbgc_write(p, &g_fork_root[0], NULL);
     wbgc_remove_roots(h, g_fork_root);
