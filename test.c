@@ -3403,7 +3403,12 @@ typedef struct fnode {
     uint64_t w[];       /* w[k] = pat_word(seed + seq, k) */
 } fnode;
 
-static unsigned g_fork_child_secs = 20;
+/* fork_child_secs: WBGC_FORK_CHILD_SECS (default 20). */
+static unsigned fork_child_secs(void)
+{
+    const char *s = getenv("WBGC_FORK_CHILD_SECS");
+    return s && atoi(s) > 0 ? (unsigned)atoi(s) : 20;
+}
 static fnode *g_fork_root[1];   /* registered: the parent's list, made before any fork */
 
 /* fork_churn: churn without the harness (a child must not print through it). */
@@ -3546,12 +3551,13 @@ typedef struct fork_kid {
 } fork_kid;
 
 /* fork_reap: collect children that ended (all of them with wait_all:
-   each gets up to g_fork_child_secs, then SIGKILL); a child that did not
+   each gets up to fork_child_secs(), then SIGKILL); a child that did not
    exit 0 is a failed check, counted in *bad. Returns the number still
    running. */
 static int fork_reap(fork_kid *kids, int n, int wait_all, int *bad)
 {
     int running;
+    uint64_t limit = (uint64_t)fork_child_secs() * 1000000000u;
     for (;;) {
         running = 0;
         for (int i = 0; i < n; i++) {
@@ -3559,11 +3565,11 @@ static int fork_reap(fork_kid *kids, int n, int wait_all, int *bad)
             if (k->done) continue;
             int st;
             pid_t r = waitpid(k->pid, &st, WNOHANG);
-            if (r == 0 && now_ns() - k->t0 > (uint64_t)g_fork_child_secs * 1000000000u) {
+            if (r == 0 && now_ns() - k->t0 > limit) {
                 kill(k->pid, SIGKILL);
                 r = waitpid(k->pid, &st, 0);
-                FAILF("fork %d (%s): the child did not finish in %u s: hung, killed", k->idx,
-                      k->how, g_fork_child_secs);
+                FAILF("fork %d (%s): the child did not finish in %llu s: hung, killed", k->idx,
+                      k->how, (unsigned long long)(limit / 1000000000u));
                 ++*bad;
                 k->done = 1;
                 continue;
@@ -5376,7 +5382,6 @@ static void read_env(void)
     if ((s = getenv("WBGC_STRESS_SECONDS")) && atof(s) > 0) g_stress_secs = atof(s);
     if ((s = getenv("WBGC_STRESS_SEED")) && *s) g_stress_seed = strtoull(s, NULL, 0);
     if ((s = getenv("WBGC_STRESS_GC_PERCENT")) && *s) g_stress_gc_percent = atoi(s);
-    if ((s = getenv("WBGC_FORK_CHILD_SECS")) && atoi(s) > 0) g_fork_child_secs = (unsigned)atoi(s);
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
 }
