@@ -168,6 +168,14 @@ cmd_test() {
     else
         echo "== skipped: ThreadSanitizer runtime missing (apt-get install libtsan2)"
     fi
+    # 3b. the fork tests under clang's ThreadSanitizer: gcc's kills a forked
+    # child that starts a thread, so under it they skip
+    if have clang && can_build clang -fsanitize=thread; then
+        check build-clang-tsan clang -O1 -g -fsanitize=thread $WARN -DWBGC_NO_ASM test.c -o "$OUT/test_tsan_clang" $LIBS
+        stop_on_failure
+        TSAN_OPTIONS=halt_on_error=1 run_suite test-clang-tsan-fork "$OUT/test_tsan_clang" \
+            $("$OUT/test_tsan_clang" --list | grep -E '^fork_'); stop_on_failure
+    fi
 
     # 4. clang, optimised
     if have clang; then

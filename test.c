@@ -38,6 +38,8 @@
  *   WBGC_CHURN_SECONDS=s    time per phase of attach_churn_memory (default 2)
  *   WBGC_CHURN_THREADS=n    its attaching and detaching threads (default 32)
  *   WBGC_TREE_SECONDS=s     time of each tree_reverse_* test (default 1)
+ *   WBGC_FORK_CHILD_SECS=s  a fork_* test's child that runs longer is killed
+ *                           and reported as hung (default 20)
  *   WBGC_VERIFY=1           every heap verifies every cycle (the collector
  *                           reads it; tests that expect no on_error then
  *                           fail on any object the verifier finds lost)
@@ -56,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,6 +75,11 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "detect_stack_use_after_return=0"; }
 const char *__ubsan_default_options(void);
 const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+/* The fork_* tests' children start threads (and wbgc starts its mark
+   workers again there), which TSan refuses after a multi-threaded fork
+   unless told. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_ASAN 1
@@ -82,6 +90,16 @@ const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stackt
 #endif
 #ifndef TEST_ASAN
 #define TEST_ASAN 0
+#endif
+
+/* gcc's ThreadSanitizer runtime (gcc 12) kills a forked child that starts
+   a thread ("dup thread with used id": glibc gives the child's new thread
+   a dead thread's stack, so its id); clang's does not. The fork_* tests
+   skip under it (build.sh runs them under clang's). */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#define TEST_GCC_TSAN 1
+#else
+#define TEST_GCC_TSAN 0
 #endif
 
 /* =========================================================================
@@ -3588,6 +3606,583 @@ static void test_stress_stw(void) { stress_run(WBGC_STW, -1); }
 static void test_stress_check(void) { stress_run(WBGC_CHECK, -1); }
 
 /* =========================================================================
+   fork(): the parent goes on with every thread, the child with one
+   ========================================================================= */
+
+/* A fork while threads allocate, store pointers and run cycles back to
+   back. The child of a multi-threaded fork has one thread, the one that
+   called fork: every P of another thread, and the mark workers and
+   sweeper, are gone, and so is whatever they were doing. Each child goes
+   on as a program would: it checks a list the parent made before the fork
+   (held by a registered root), allocates a list of its own while garbage
+   drives cycles (its first cycle needs the background threads again),
+   starts a thread that attaches and does the same, collects, checks every
+   node of every list, detaches, frees the heap and exits 0. A child that
+   fails exits with a code saying where (fork_child_run); one that does not
+   exit within WBGC_FORK_CHILD_SECS (default 20) is killed and reported as
+   hung. Meanwhile the parent's threads (the stress test's, which verify
+   their graphs at every step) keep going, and are checked as that test
+   checks them. The child writes only with write(2) and never takes the
+   test's own locks: a thread of the parent may have held them at the fork. */
+
+typedef struct fnode {
+    struct fnode *next;
+    uint64_t seq, nw;
+    uint64_t w[];       /* w[k] = pat_word(seed + seq, k) */
+} fnode;
+
+/* fork_child_secs: WBGC_FORK_CHILD_SECS (default 20). */
+static unsigned fork_child_secs(void)
+{
+    const char *s = getenv("WBGC_FORK_CHILD_SECS");
+    return s && atoi(s) > 0 ? (unsigned)atoi(s) : 20;
+}
+static fnode *g_fork_root[1];   /* registered: the parent's list, made before any fork */
+
+/* fork_churn: churn without the harness (a child must not print through it). */
+static NOINLINE int fork_churn(wbgc_p *p, size_t bytes, uint64_t *rng)
+{
+    for (size_t done = 0; done < bytes;) {
+        uint64_t r = rnd(rng);
+        size_t n = 16 + (size_t)(r >> 8) % 600;
+        uint64_t *q = (r & 1) ? wbgc_alloc(p, n) : wbgc_alloc_noscan(p, n);
+        if (!q) return -1;
+        q[0] = r | 1;
+        done += n;
+    }
+    return 0;
+}
+
+/* fl_build: a list of n nodes (seq n-1 at the head), with garbage between
+   the nodes so that cycles run while only the stack holds the list. */
+static NOINLINE fnode *fl_build(wbgc_p *p, uint64_t seed, size_t n, uint64_t *rng)
+{
+    fnode *head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t nw = (size_t)(rnd(rng) % 7);
+        fnode *f = wbgc_alloc(p, sizeof *f + nw * sizeof(uint64_t));
+        if (!f) return NULL;
+        f->seq = i;
+        f->nw = nw;
+        for (size_t k = 0; k < nw; k++) f->w[k] = pat_word(seed + i, k);
+        wbgc_write(p, &f->next, head);
+        head = f;
+        if (i % 64 == 63 && fork_churn(p, 8 * KB, rng) < 0) return NULL;
+    }
+    return head;
+}
+
+/* fl_bad: how many nodes of the list from fl_build(seed, n) are wrong or
+   missing (a node out of sequence ends the walk: what follows is counted
+   as missing). */
+static size_t fl_bad(const fnode *head, uint64_t seed, size_t n)
+{
+    size_t i = n, bad = 0;
+    for (const fnode *f = head; f; f = f->next) {
+        if (i == 0) return bad + 1;
+        i--;
+        if (f->seq != i || f->nw > 6) return bad + i + 1;
+        for (size_t k = 0; k < f->nw; k++) bad += f->w[k] != pat_word(seed + i, k);
+    }
+    return bad + i;
+}
+
+typedef struct fork_side {
+    wbgc_heap *h;
+    uint64_t seed;
+    size_t n;
+    int rc;
+} fork_side;
+
+/* fork_child_thread: a thread started in the child, attached to its heap. */
+static void *fork_child_thread(void *a)
+{
+    fork_side *s = a;
+    uint64_t rng = s->seed | 1;
+    wbgc_p *p = wbgc_attach(s->h);
+    if (!p) {
+        s->rc = 20;
+        return NULL;
+    }
+    fnode *l = fl_build(p, s->seed, s->n, &rng);
+    if (!l) s->rc = 21;
+    wbgc_collect(p);
+    if (l && fl_bad(l, s->seed, s->n)) s->rc = 22;
+    wbgc_detach(p);
+    return NULL;
+}
+
+#define FORK_CHILD_NODES 6000
+
+/* fork_child_run: the child's work on heap h, with the P it inherited
+   (blocked: the fork happened inside its blocking region) or, with p NULL,
+   a P of its own. proot: a list of pn nodes made with pseed that must
+   still be there. Returns 0, or where it failed. */
+static NOINLINE int fork_child_run(wbgc_heap *h, wbgc_p *p, int blocked, fnode *const *proot,
+                                   uint64_t pseed, size_t pn, uint64_t seed)
+{
+    if (blocked) wbgc_blocking_end(p);
+    if (!p && !(p = wbgc_attach(h))) return 10;
+    uint64_t c0 = cycles_of(h);
+    if (proot && fl_bad(*proot, pseed, pn)) return 11;
+    fork_side s = {h, seed ^ 0x5eed5eedULL, FORK_CHILD_NODES / 2, 0};
+    pthread_t t;
+    int started = pthread_create(&t, NULL, fork_child_thread, &s) == 0;
+    uint64_t rng = seed | 1;
+    fnode *l = fl_build(p, seed, FORK_CHILD_NODES, &rng);
+    if (!l) return 12;
+    wbgc_collect(p);
+    if (started) join_blocking(p, t);
+    wbgc_collect(p);
+    if (fl_bad(l, seed, FORK_CHILD_NODES)) return 13;
+    if (proot && fl_bad(*proot, pseed, pn)) return 14;
+    if (!started) return 15;
+    if (s.rc) return s.rc;
+    if (cycles_of(h) < c0 + 2) return 16;
+    wbgc_detach(p);
+    return 0;
+}
+
+/* fork_child_exit: the child's side of a fork: the harness's handlers and
+   watchdog off (the parent watches), the work on each heap, the heaps
+   freed (every P is detached by then: the child's threads are its own),
+   and _exit with 0 or the failure's code (30: on_error was called). */
+static NOINLINE __attribute__((noreturn)) void
+fork_child_exit(wbgc_heap **hs, wbgc_p **ps, errlog **logs, int nh, int blocked,
+                fnode *const *const *proots, const uint64_t *pseeds, size_t pn, uint64_t seed)
+{
+    static const int sigs[] = {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    for (size_t i = 0; i < ARRAY_LEN(sigs); i++) signal(sigs[i], SIG_DFL);
+    alarm(0);
+    int rc = 0;
+    for (int i = 0; i < nh && !rc; i++)
+        rc = fork_child_run(hs[i], ps ? ps[i] : NULL, blocked, proots[i], pseeds[i], pn,
+                            seed + (uint64_t)i);
+    for (int i = 0; i < nh && !rc; i++) {
+        wbgc_heap_free(hs[i]);
+        if (__atomic_load_n(&logs[i]->count, __ATOMIC_RELAXED)) rc = 30;
+    }
+    if (rc) {
+        char m[128];
+        int n = snprintf(m, sizeof m, "    fork child %d: failed at step %d\n", (int)getpid(), rc);
+        if (write(1, m, (size_t)n) < 0) rc = 31;
+    }
+    _exit(rc);
+}
+
+typedef struct fork_kid {
+    pid_t pid;
+    int idx;
+    const char *how;
+    uint64_t t0;
+    int done;
+} fork_kid;
+
+/* fork_reap: collect children that ended (all of them with wait_all:
+   each gets up to fork_child_secs(), then SIGKILL); a child that did not
+   exit 0 is a failed check, counted in *bad. Returns the number still
+   running. */
+static int fork_reap(fork_kid *kids, int n, int wait_all, int *bad)
+{
+    int running;
+    uint64_t limit = (uint64_t)fork_child_secs() * 1000000000u;
+    for (;;) {
+        running = 0;
+        for (int i = 0; i < n; i++) {
+            fork_kid *k = &kids[i];
+            if (k->done) continue;
+            int st;
+            pid_t r = waitpid(k->pid, &st, WNOHANG);
+            if (r == 0 && now_ns() - k->t0 > limit) {
+                kill(k->pid, SIGKILL);
+                r = waitpid(k->pid, &st, 0);
+                FAILF("fork %d (%s): the child did not finish in %llu s: hung, killed", k->idx,
+                      k->how, (unsigned long long)(limit / 1000000000u));
+                ++*bad;
+                k->done = 1;
+                continue;
+            }
+            if (r == 0) {
+                running++;
+                continue;
+            }
+            k->done = 1;
+            if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) ++*bad;
+            if (r < 0) FAILF("fork %d: waitpid: %s", k->idx, strerror(errno));
+            else if (WIFSIGNALED(st))
+                FAILF("fork %d (%s): the child died with signal %d", k->idx, k->how, WTERMSIG(st));
+            else if (WEXITSTATUS(st) != 0)
+                FAILF("fork %d (%s): the child failed at step %d", k->idx, k->how, WEXITSTATUS(st));
+        }
+        if (!wait_all || !running) return running;
+        sleep_us(2000);
+    }
+}
+
+#define FORK_N 24
+#define FORK_MAX_KIDS 4   /* children alive at once (2 cores) */
+#define FORK_ROOT_NODES 2000
+
+/* fork_skip: under gcc's TSan, say why the test does nothing. */
+static int fork_skip(void)
+{
+    if (TEST_GCC_TSAN)
+        note("skipped: gcc's ThreadSanitizer kills a forked child that starts a thread");
+    return TEST_GCC_TSAN;
+}
+
+static void st_reset(wbgc_heap *h)
+{
+    g_st_heap = h;
+    g_st_next_id = 0;
+    g_st_lo = UINTPTR_MAX;
+    g_st_hi = 0;
+    g_st_stop = g_st_corrupt = 0;
+    g_st_ops = g_st_holds = g_st_handoffs = g_st_memmoves = g_st_walks = g_st_walked = 0;
+    g_st_stores = 0;
+    g_st_checks = g_st_collects = g_st_drops = 0;
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    memset(g_st_shared_id, 0, sizeof g_st_shared_id);
+    memset(g_st_shared_size, 0, sizeof g_st_shared_size);
+}
+
+/* fork_while_marking: the stress test's threads on a heap at gc_percent 1
+   (a cycle is nearly always marking), and the main thread, attached,
+   forking FORK_N times at random moments: a third of them inside its
+   blocking region, the others with its P running (a short list built
+   just before: barrier entries and requests pending). */
+static void test_fork_while_marking(void)
+{
+    if (fork_skip()) return;
+    errlog log;
+    pthread_t th[ST_THREADS];
+    st_arg args[ST_THREADS];
+    fork_kid kids[FORK_N];
+    int started = 0, nkids = 0, bad = 0;
+    uint64_t fork_max_ns = 0;   /* the longest fork() in the parent: its world stopped */
+    wbgc_heap *h = open_heap(&log, g_stress_gc_percent, 0, -1, 0);
+    REQUIRE(h);
+    st_reset(h);
+    CHECK(wbgc_add_roots(h, g_st_shared, sizeof g_st_shared) == 0);
+    CHECK(wbgc_add_roots(h, g_fork_root, sizeof g_fork_root) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t rng = mix64(g_stress_seed + 0xf0f0) | 1, pseed = rnd(&rng);
+    wbgc_write(p, &g_fork_root[0], fl_build(p, pseed, FORK_ROOT_NODES, &rng));
+    REQUIRE(g_fork_root[0]);
+    st_thread mt;
+    memset(&mt, 0, sizeof mt);
+    mt.idx = ST_THREADS;
+    mt.op = "shared slots after the forks";
+    mt.p = p;
+    mt.dfs_cap = 1024;
+    mt.dfs = malloc(mt.dfs_cap * sizeof *mt.dfs);
+    REQUIRE(mt.dfs);
+    uint64_t c0 = cycles_of(h);
+    for (int i = 0; i < ST_THREADS; i++) {
+        args[i].idx = i;
+        if (pthread_create(&th[i], NULL, st_thread_main, &args[i]) != 0) {
+            FAILF("pthread_create failed");
+            break;
+        }
+        started++;
+    }
+    wbgc_heap *hs[1] = {h};
+    wbgc_p *ps[1] = {p};
+    errlog *logs[1] = {&log};
+    fnode *const *proots[1] = {g_fork_root};
+    wbgc_blocking_begin(p);
+    for (int i = 0; i < FORK_N && !__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED); i++) {
+        sleep_us(1000 + (long)(rnd(&rng) % 20000));
+        while (fork_reap(kids, nkids, 0, &bad) >= FORK_MAX_KIDS) sleep_us(2000);
+        int blocked = i % 3 == 0;
+        fnode *volatile tmp = NULL;
+        if (!blocked) {
+            wbgc_blocking_end(p);
+            tmp = fl_build(p, (uint64_t)i, 64, &rng);
+        }
+        uint64_t seed = rnd(&rng), tf = now_ns();
+        pid_t pid = fork();
+        if (pid == 0)
+            fork_child_exit(hs, ps, logs, 1, blocked, proots, &pseed, FORK_ROOT_NODES, seed);
+        tf = now_ns() - tf;
+        if (tf > fork_max_ns) fork_max_ns = tf;
+        if (!blocked) {
+            CHECK(fl_bad(tmp, (uint64_t)i, 64) == 0);
+            tmp = NULL;
+            wbgc_blocking_begin(p);
+        }
+        if (pid < 0) {
+            FAILF("fork: %s", strerror(errno));
+            break;
+        }
+        kids[nkids].pid = pid;
+        kids[nkids].idx = i;
+        kids[nkids].how = blocked ? "P blocked" : "P running";
+        kids[nkids].t0 = now_ns();
+        kids[nkids].done = 0;
+        nkids++;
+    }
+    fork_reap(kids, nkids, 1, &bad);
+    __atomic_store_n(&g_st_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    wbgc_blocking_end(p);
+    CHECKF(fl_bad(g_fork_root[0], pseed, FORK_ROOT_NODES) == 0, "the parent's list is damaged");
+    long n1 = st_check_shared(&mt);
+    wbgc_collect(p);
+    long n2 = st_check_shared(&mt);
+    CHECKF(fl_bad(g_fork_root[0], pseed, FORK_ROOT_NODES) == 0, "the parent's list is damaged");
+    if (!__atomic_load_n(&g_st_corrupt, __ATOMIC_RELAXED)) {
+        CHECKF(n1 == n2, "shared slots: %ld nodes before a collect, %ld after", n1, n2);
+        CHECKF(g_st_ops >= 100, "only %llu mutations", (unsigned long long)g_st_ops);
+    }
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(cyc >= 10, "only %llu cycles in the parent", (unsigned long long)cyc);
+    note("%d forks, %d children ok, the longest fork() %.2f ms; parent: %llu cycles, %llu "
+         "mutations by %d threads", nkids, nkids - bad, fork_max_ns / 1e6,
+         (unsigned long long)cyc, (unsigned long long)g_st_ops, started);
+    free(mt.dfs);
+    wbgc_write(p, &g_fork_root[0], NULL);
+    wbgc_remove_roots(h, g_fork_root);
+    wbgc_remove_roots(h, g_st_shared);
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* fork_two_forkers: two attached threads fork at the same moment, round
+   after round (a barrier lines them up), each inside its blocking region
+   as ON FORK asks: the C library lets one fork run and the other wait, and
+   the waiting one must not hold up the first one's stop of the world. Two
+   of the stress test's threads keep mutating meanwhile. Each child goes on
+   with the P of the thread that forked it. */
+#define FF_FORKERS 2
+#define FF_ROUNDS 6
+
+typedef struct ff_arg {
+    wbgc_heap *h;
+    errlog *log;
+    pthread_barrier_t *bar;
+    uint64_t pseed;
+    uint64_t seed;
+    fork_kid kids[FF_ROUNDS];
+    int nkids, bad;
+} ff_arg;
+
+static void *ff_thread(void *a)
+{
+    ff_arg *f = a;
+    uint64_t rng = f->seed | 1;
+    wbgc_p *p = wbgc_attach(f->h);
+    if (!p) {
+        FAILF("wbgc_attach failed");
+        return NULL;
+    }
+    wbgc_heap *hs[1] = {f->h};
+    wbgc_p *ps[1] = {p};
+    errlog *logs[1] = {f->log};
+    fnode *const *proots[1] = {g_fork_root};
+    for (int i = 0; i < FF_ROUNDS; i++) {
+        fnode *volatile l = fl_build(p, (uint64_t)i, 200, &rng);
+        uint64_t seed = rnd(&rng);
+        wbgc_blocking_begin(p);
+        pthread_barrier_wait(f->bar);
+        pid_t pid = fork();
+        if (pid == 0)
+            fork_child_exit(hs, ps, logs, 1, 1, proots, &f->pseed, FORK_ROOT_NODES, seed);
+        wbgc_blocking_end(p);
+        CHECK(fl_bad(l, (uint64_t)i, 200) == 0);
+        l = NULL;
+        if (pid < 0) {
+            FAILF("fork: %s", strerror(errno));
+            continue;
+        }
+        f->kids[f->nkids].pid = pid;
+        f->kids[f->nkids].idx = i;
+        f->kids[f->nkids].how = "two forkers, P blocked";
+        f->kids[f->nkids].t0 = now_ns();
+        f->kids[f->nkids].done = 0;
+        f->nkids++;
+        wbgc_blocking_begin(p);
+        while (fork_reap(f->kids, f->nkids, 0, &f->bad) >= FORK_MAX_KIDS / FF_FORKERS) sleep_us(2000);
+        wbgc_blocking_end(p);
+    }
+    wbgc_blocking_begin(p);
+    fork_reap(f->kids, f->nkids, 1, &f->bad);
+    wbgc_blocking_end(p);
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void test_fork_two_forkers(void)
+{
+    if (fork_skip()) return;
+    errlog log;
+    pthread_t th[2], ft[FF_FORKERS];
+    st_arg args[2];
+    ff_arg fa[FF_FORKERS];
+    pthread_barrier_t bar;
+    int started = 0, forkers = 0;
+    wbgc_heap *h = open_heap(&log, g_stress_gc_percent, 0, -1, 0);
+    REQUIRE(h);
+    st_reset(h);
+    CHECK(wbgc_add_roots(h, g_st_shared, sizeof g_st_shared) == 0);
+    CHECK(wbgc_add_roots(h, g_fork_root, sizeof g_fork_root) == 0);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    uint64_t rng = mix64(g_stress_seed + 0x2f0f) | 1, pseed = rnd(&rng);
+    wbgc_write(p, &g_fork_root[0], fl_build(p, pseed, FORK_ROOT_NODES, &rng));
+    REQUIRE(g_fork_root[0]);
+    uint64_t c0 = cycles_of(h);
+    for (int i = 0; i < 2; i++) {
+        args[i].idx = i;
+        if (pthread_create(&th[i], NULL, st_thread_main, &args[i]) == 0) started++;
+    }
+    pthread_barrier_init(&bar, NULL, FF_FORKERS);
+    for (int i = 0; i < FF_FORKERS; i++) {
+        memset(&fa[i], 0, sizeof fa[i]);
+        fa[i].h = h;
+        fa[i].log = &log;
+        fa[i].bar = &bar;
+        fa[i].pseed = pseed;
+        fa[i].seed = rnd(&rng);
+        if (pthread_create(&ft[i], NULL, ff_thread, &fa[i]) == 0) forkers++;
+    }
+    REQUIRE(forkers == FF_FORKERS);  /* else the barrier waits forever */
+    wbgc_blocking_begin(p);
+    for (int i = 0; i < forkers; i++) pthread_join(ft[i], NULL);
+    __atomic_store_n(&g_st_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    wbgc_blocking_end(p);
+    pthread_barrier_destroy(&bar);
+    int kids = 0, bad = 0;
+    for (int i = 0; i < forkers; i++) kids += fa[i].nkids, bad += fa[i].bad;
+    CHECKF(kids == FF_FORKERS * FF_ROUNDS, "%d forks of %d", kids, FF_FORKERS * FF_ROUNDS);
+    wbgc_collect(p);
+    CHECKF(fl_bad(g_fork_root[0], pseed, FORK_ROOT_NODES) == 0, "the parent's list is damaged");
+    note("%d forks by %d threads at once, %d children ok; parent: %llu cycles, %llu mutations",
+         kids, forkers, kids - bad, (unsigned long long)(cycles_of(h) - c0), (unsigned long long)g_st_ops);
+    wbgc_write(p, &g_fork_root[0], NULL);
+    wbgc_remove_roots(h, g_fork_root);
+    wbgc_remove_roots(h, g_st_shared);
+    memset(g_st_shared, 0, sizeof g_st_shared);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* fork_unattached: three heaps -- concurrent, incremental, stop-the-world
+   -- each with a thread of its own that keeps building, checking and
+   dropping lists at gc_percent 1, and a list it made first in a root
+   region. The main thread holds no P in any of them and forks FORK_N / 3
+   times; each child attaches to every heap in turn and goes on there. */
+#define FU_HEAPS 3
+static fnode *g_fu_root[FU_HEAPS][1];
+
+typedef struct fu_arg {
+    wbgc_heap *h;
+    int idx;
+    uint64_t seed;
+    int ready, stop, fail;
+    uint64_t rounds;
+} fu_arg;
+
+static void *fu_thread(void *a)
+{
+    fu_arg *f = a;
+    uint64_t rng = f->seed | 1;
+    wbgc_p *p = wbgc_attach(f->h);
+    if (!p) {
+        __atomic_store_n(&f->fail, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&f->ready, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    wbgc_write(p, &g_fu_root[f->idx][0], fl_build(p, f->seed, FORK_ROOT_NODES, &rng));
+    __atomic_store_n(&f->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
+        uint64_t s = rnd(&rng);
+        fnode *l = fl_build(p, s, 500, &rng);
+        if (!l || fl_bad(l, s, 500) || fl_bad(g_fu_root[f->idx][0], f->seed, FORK_ROOT_NODES)) {
+            __atomic_store_n(&f->fail, 1, __ATOMIC_RELEASE);
+            break;
+        }
+        if (++f->rounds % 8 == 0) wbgc_collect(p);
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void test_fork_unattached(void)
+{
+    if (fork_skip()) return;
+    static const struct { unsigned flags; int workers; const char *mode; } modes[FU_HEAPS] = {
+        {0, -1, "concurrent"}, {0, 0, "incremental"}, {WBGC_STW, -1, "stop-the-world"}};
+    errlog logv[FU_HEAPS], *logs[FU_HEAPS];
+    wbgc_heap *hs[FU_HEAPS];
+    fu_arg fa[FU_HEAPS];
+    pthread_t th[FU_HEAPS];
+    fnode *const *proots[FU_HEAPS];
+    uint64_t pseeds[FU_HEAPS], c0[FU_HEAPS];
+    fork_kid kids[FORK_N];
+    int nkids = 0, bad = 0, nh = 0;
+    uint64_t rng = mix64(g_stress_seed + 0xabc) | 1;
+    for (; nh < FU_HEAPS; nh++) {
+        logs[nh] = &logv[nh];
+        hs[nh] = open_heap(logs[nh], 1, modes[nh].flags, modes[nh].workers, 0);
+        if (!hs[nh]) break;
+        CHECK(wbgc_add_roots(hs[nh], g_fu_root[nh], sizeof g_fu_root[nh]) == 0);
+        proots[nh] = g_fu_root[nh];
+        pseeds[nh] = rnd(&rng);
+        c0[nh] = cycles_of(hs[nh]);
+        memset(&fa[nh], 0, sizeof fa[nh]);
+        fa[nh].h = hs[nh];
+        fa[nh].idx = nh;
+        fa[nh].seed = pseeds[nh];
+        if (pthread_create(&th[nh], NULL, fu_thread, &fa[nh]) != 0) {
+            FAILF("pthread_create failed");
+            break;
+        }
+    }
+    REQUIRE(nh == FU_HEAPS);
+    for (int i = 0; i < nh; i++)
+        while (!__atomic_load_n(&fa[i].ready, __ATOMIC_ACQUIRE)) sleep_us(1000);
+    for (int i = 0; i < FORK_N / 3; i++) {
+        sleep_us(2000 + (long)(rnd(&rng) % 30000));
+        while (fork_reap(kids, nkids, 0, &bad) >= FORK_MAX_KIDS) sleep_us(2000);
+        uint64_t seed = rnd(&rng);
+        pid_t pid = fork();
+        if (pid == 0) fork_child_exit(hs, NULL, logs, nh, 0, proots, pseeds, FORK_ROOT_NODES, seed);
+        if (pid < 0) {
+            FAILF("fork: %s", strerror(errno));
+            break;
+        }
+        kids[nkids].pid = pid;
+        kids[nkids].idx = i;
+        kids[nkids].how = "no P";
+        kids[nkids].t0 = now_ns();
+        kids[nkids].done = 0;
+        nkids++;
+    }
+    fork_reap(kids, nkids, 1, &bad);
+    note("%d forks, %d children ok", nkids, nkids - bad);
+    for (int i = 0; i < nh; i++) {
+        __atomic_store_n(&fa[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(th[i], NULL);
+        CHECKF(!fa[i].fail, "the %s heap's thread found a list damaged", modes[i].mode);
+        CHECKF(cycles_of(hs[i]) - c0[i] >= 3, "%s heap: only %llu cycles", modes[i].mode,
+               (unsigned long long)(cycles_of(hs[i]) - c0[i]));
+        wbgc_p *p = wbgc_attach(hs[i]);
+        REQUIRE(p);
+        wbgc_collect(p);
+        CHECKF(fl_bad(g_fu_root[i][0], pseeds[i], FORK_ROOT_NODES) == 0,
+               "the %s heap's root list is damaged", modes[i].mode);
+        wbgc_write(p, &g_fu_root[i][0], NULL);
+        wbgc_remove_roots(hs[i], g_fu_root[i]);
+        note("%s heap: %llu rounds, %llu cycles", modes[i].mode, (unsigned long long)fa[i].rounds,
+             (unsigned long long)(cycles_of(hs[i]) - c0[i]));
+        CLOSE_HEAP(hs[i], p, logs[i]);
+    }
+}
+
+
+/* =========================================================================
    Check mode, trace, config
    ========================================================================= */
 
@@ -5134,6 +5729,9 @@ static const test_case g_tests[] = {
     {"stress_incremental", test_stress_incremental},
     {"stress_stw", test_stress_stw},
     {"stress_check", test_stress_check},
+    {"fork_while_marking", test_fork_while_marking},
+    {"fork_unattached", test_fork_unattached},
+    {"fork_two_forkers", test_fork_two_forkers},
     {"barrier_paths_agree", test_barrier_paths_agree},
     {"insertion_half_while_stack_grey", test_insertion_half_while_stack_grey},
     {"flush_stops_when_work_full", test_flush_stops_when_work_full},

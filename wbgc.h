@@ -84,6 +84,30 @@
    scanned. A stack is scanned from its stack pointer to its base, so a big
    stack costs nothing until it is used.
 
+   ON FORK
+
+   fork() is safe at any time, while threads allocate and cycles run, and
+   the child can go on using every heap. Before the fork (pthread_atfork
+   handlers, installed by the first wbgc_heap_new) the world of each heap
+   is stopped and its locks are taken, so that nothing is half done; the
+   parent goes on as before (the stop counts as a pause). The child has
+   one thread, the one that called fork. It keeps its P, if it had one,
+   running or inside its blocking region as it was; every other thread's
+   P is detached for it (what only those threads held is garbage now); a
+   cycle that was marking is finished at once by a stop-the-world mark
+   from the child's roots (one mark of the live heap, in the child); the
+   mark workers and the sweeper start again at the child's first cycle.
+   Threads the child creates attach as usual. Because fork stops the
+   world: a thread that may fork while another thread forks does so
+   inside a blocking region (the C library runs one fork at a time, and a
+   thread waiting for its turn outside one holds up the other's stop), and
+   a thread waiting for a lock that a forking thread may hold waits inside
+   one. Threads holding Ps in more than one heap can deadlock a fork, as
+   they can deadlock two collections run at once. posix_spawn (glibc's)
+   runs no fork handlers and stops nothing. Under ThreadSanitizer a child
+   that collects needs TSAN_OPTIONS=die_after_fork=0 (its first cycle
+   starts the mark workers again).
+
    ON ROOTS
 
    Roots are each attached thread's stack and registers (scanned
@@ -230,7 +254,8 @@ WBGCDEF void       wbgc_config_default(wbgc_config *cfg);
 
 /* wbgc_heap_new makes a collector. NULL cfg: the defaults. The environment
    (WBGC_GC_PERCENT, WBGC_TRACE) overrides cfg. Returns NULL on failure, after
-   calling cfg->on_error. */
+   calling cfg->on_error. Until wbgc_heap_free, a fork() stops the heap's
+   world and leaves the child a usable heap (ON FORK, above). */
 WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg);
 
 /* wbgc_heap_free returns all of the heap's memory to the OS. Every P must be
@@ -562,10 +587,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-PAGEMAP    Every page of an in-use span maps to the span; the first
                   and last page of a free run map to the run; other pages of
                   free runs map to NULL.
-   INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> central[i].lock
-                  -> heap lock -> roots_lock, work_lock, stats_lock. Never
-                  wait for the world or a hand-shake while holding a
-                  central, heap, roots or work lock.
+   INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
+                  -> central[i].lock -> heap lock -> roots_lock, work_lock,
+                  stats_lock. Never wait for the world or a hand-shake
+                  while holding a central, heap, roots or work lock. Fork:
+                  wbgc__heaps_lock first, then each heap's in this order.
 
    MEMORY ORDER (who publishes what to whom; x86 forgives a missing pair,
    aarch64 does not, so ./build.sh test runs the suite there too)
@@ -1040,6 +1066,14 @@ struct wbgc_heap {
     uint64_t        pause_recent_ns[256];
     uint64_t        wb_flushes, mark_assist_ns;
     uint64_t        verify_runs, verify_lost, verify_ns;
+
+    /* Fork (section "Fork"). */
+    pthread_mutex_t sweeper_lock;    /* the background sweeper holds it while it
+                                        sweeps a span (wbgc__finish_sweep) */
+    wbgc_heap      *fork_next;       /* the list of live heaps; wbgc__heaps_lock */
+    int             fork_restart;    /* a forked child: start the background
+                                        threads at the next cycle; gc_lock */
+    uint64_t        fork_t0;         /* when the fork's stop began; gc_lock */
 };
 
 /* =========================================================================
@@ -3232,11 +3266,22 @@ static void wbgc__sweep_large(wbgc_heap *h)
    which keeps answering safepoints between spans. background: the caller is
    the background sweeper, which steps aside while the world is stopped (it
    holds no span between two), so that the stop does not wait for the OS to
-   give its CPU to the mutators that have to park (2 cores, 3+ threads). */
+   give its CPU to the mutators that have to park (2 cores, 3+ threads).
+   It sweeps each span under sweeper_lock, which a fork takes (section
+   "Fork"): the one thread that touches the central lists while the world
+   is stopped. */
+static int wbgc__sweep_one_background(wbgc_heap *h, uint32_t spc)
+{
+    pthread_mutex_lock(&h->sweeper_lock);
+    int r = wbgc__sweep_one(h, spc, NULL);
+    pthread_mutex_unlock(&h->sweeper_lock);
+    return r;
+}
+
 static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, int background)
 {
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
-        while (wbgc__sweep_one(h, spc, NULL)) {
+        while (background ? wbgc__sweep_one_background(h, spc) : wbgc__sweep_one(h, spc, NULL)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
             if (background && WBGC__LOAD(h->stopping)) {
                 pthread_mutex_lock(&h->sched_lock);
@@ -3423,6 +3468,8 @@ static void wbgc__trace_cycle(wbgc_heap *h, const char *kind, uint64_t t0, uint6
             (double)sys * mb, h->nps);
 }
 
+static void wbgc__fork_restart_threads(wbgc_heap *h);
+
 /* wbgc__gc_start starts a concurrent cycle: sweep termination (the calling
    P sweeps what is left, concurrently), then the mark-start pause, which
    only flips state: barrier on and allocation black in every P, root jobs
@@ -3440,6 +3487,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
         pthread_mutex_unlock(&h->gc_lock);
         return;
     }
+    wbgc__fork_restart_threads(h);  /* after a fork, in the child */
     __atomic_store_n(&h->cycles_started, h->cycles_started + 1, __ATOMIC_RELEASE);
     uint64_t t0 = wbgc__now_ns();
     wbgc__stop_world(h, self);
@@ -3609,6 +3657,327 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
 }
 
 /* =========================================================================
+   Fork
+   ========================================================================= */
+
+/* fork() copies the whole address space but only the calling thread. Left
+   alone, the child inherits locks held by threads it does not have, a
+   world stopped or stopping for Ps whose threads do not exist, a span the
+   background sweeper had taken off the lists, and grey objects in the
+   hands of dead mark workers; its first stop of the world waits forever.
+   (Go's runtime only forks to exec; Boehm GC's atfork handlers, like these,
+   bring the collector to a quiet point first and keep only the forking
+   thread in the child.)
+
+   Before the fork (wbgc__fork_prepare), the forking thread takes every
+   live heap in turn to a point where nothing is half done: markdone_lock
+   and gc_lock (no mark start, termination or stop-the-world cycle is
+   running), then a stop of the world (every other P is parked at a
+   safepoint or in a blocking region, so none is in an allocation's slow
+   path holding a span off the lists: see wbgc__refill), then sched_lock,
+   sweeper_lock (the background sweeper, which does not stop with the
+   world, holds it while it sweeps a span: a span swept half, its mark
+   bits half made allocation bits, could be neither finished nor undone in
+   the child; and it is the only thread that could hold a central lock
+   now, so those are not taken: TSan's deadlock detector stops at 64 locks
+   held), and the heap, roots, work and stats locks. wbgc__heaps_lock, the
+   list of live heaps, is taken first and held until the parent's or the
+   child's handler, so both see the heaps the prepare saw.
+
+   In the parent (wbgc__fork_parent) the locks go and the world restarts:
+   a pause like any other.
+
+   In the child (wbgc__fork_child) the condition variables are made anew
+   (their waiters do not exist) and the locks go; every P but the forking
+   thread's is detached on behalf of its thread (wbgc__fork_drop_p); the
+   background threads are forgotten, to start again at the child's first
+   cycle (wbgc__fork_restart_threads); and a cycle that was marking is
+   finished at once by marking again, world stopped, from the child's own
+   roots (wbgc__fork_remark). Nothing then waits for a thread that is not
+   there: every P in the list has a thread, no marker holds global work
+   (nactive), no span is being swept (sweep_active). */
+
+static pthread_mutex_t wbgc__heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static wbgc_heap *wbgc__heaps;  /* live heaps, linked by fork_next; wbgc__heaps_lock */
+static pthread_once_t wbgc__fork_once = PTHREAD_ONCE_INIT;
+static int wbgc__fork_err;      /* pthread_atfork's error, if it failed */
+
+static void wbgc__start_threads(wbgc_heap *h);
+
+/* wbgc__p_of_thread returns the P thread t holds in h, or NULL. sched_lock
+   held (or the only thread of a child). */
+static wbgc_p *wbgc__p_of_thread(wbgc_heap *h, pthread_t t)
+{
+    for (wbgc_p *q = h->ps; q; q = q->next)
+        if (pthread_equal(q->thread, t)) return q;
+    return NULL;
+}
+
+/* wbgc__fork_lock_heap brings h to the quiet point described above and
+   holds it there. The forking thread's P (self), if it has one, counts as
+   blocked while it waits for markdone_lock and gc_lock, whose holders may
+   be stopping the world or hand-shaking; a P already in a blocking region
+   (fork called inside one) stays as it is. */
+static void wbgc__fork_lock_heap(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->sched_lock);
+    wbgc_p *self = wbgc__p_of_thread(h, pthread_self());
+    wbgc_p *waiter = self && self->status == WBGC__P_RUNNING ? self : NULL;
+    pthread_mutex_unlock(&h->sched_lock);
+    wbgc__lock_as_blocked(h, waiter, &h->markdone_lock);
+    wbgc__lock_as_blocked(h, waiter, &h->gc_lock);
+    h->fork_t0 = wbgc__now_ns();
+    wbgc__stop_world(h, self);
+    pthread_mutex_lock(&h->sched_lock);
+    pthread_mutex_lock(&h->sweeper_lock);
+    /* INV-LOCKORDER's central locks are not needed: with every P stopped
+       and the sweeper held out, no thread takes one. */
+    WBGC_ASSERT(__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0);
+    pthread_mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->roots_lock);
+    pthread_mutex_lock(&h->work_lock);
+    pthread_mutex_lock(&h->stats_lock);
+}
+
+/* wbgc__fork_unlock_heap lets go of what wbgc__fork_lock_heap took after
+   the stop; the world stays stopped and gc_lock, markdone_lock held. */
+static void wbgc__fork_unlock_heap(wbgc_heap *h)
+{
+    pthread_mutex_unlock(&h->stats_lock);
+    pthread_mutex_unlock(&h->work_lock);
+    pthread_mutex_unlock(&h->roots_lock);
+    pthread_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->sweeper_lock);
+    pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* wbgc__fork_restart lets the world run again after a fork. */
+static void wbgc__fork_restart(wbgc_heap *h)
+{
+    wbgc__start_world(h);
+    wbgc__record_pause(h, wbgc__now_ns() - h->fork_t0);
+    pthread_mutex_unlock(&h->gc_lock);
+    pthread_mutex_unlock(&h->markdone_lock);
+}
+
+/* wbgc__fork_new_conds makes h's condition variables anew, as
+   wbgc_heap_new makes them: in a child, threads that no longer exist may
+   be counted as their waiters, and a broadcast could wait for them. */
+static void wbgc__fork_new_conds(wbgc_heap *h)
+{
+    pthread_condattr_t ca;
+    pthread_cond_init(&h->parked_cv, NULL);
+    pthread_cond_init(&h->resume_cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->work_cv, &ca);
+    pthread_cond_init(&h->cycle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* wbgc__fork_drop_p detaches q, whose thread does not exist in this child,
+   as wbgc_detach would have: its cached spans go back to their central
+   lists (as swept: a P caches only swept spans), its counts to the heap.
+   Its barrier buffer and mark work are dropped: outside a mark phase they
+   are empty (INV-WBBUF), inside one wbgc__fork_remark marks over. Its
+   handle stays valid memory, so that a later use is reported. q was parked
+   or blocked at the fork (or taken: its taker is gone too), so none of its
+   spans was off the lists. The child's only thread; q already unlinked. */
+static void wbgc__fork_drop_p(wbgc_heap *h, wbgc_p *q)
+{
+    wbgc__wb_reset(h, q);
+    wbgc__gcw_dispose(h, &q->gcw);
+    q->req = 0;
+    wbgc__release_caches(h, q, 0);
+    h->total_alloc_base += q->allocd;
+    h->wb_flushes_base += q->wb_flushes;
+    WBGC__ADD(h->alloc_since, q->allocd - q->allocd_reported);
+    h->nps--;
+    q->magic = WBGC__P_DEAD;
+    q->status = WBGC__P_DETACHED;
+    wbgc__update_preempt(h, q);
+    q->next = h->free_ps;
+    h->free_ps = q;
+}
+
+/* wbgc__fork_forget_marks clears the mark bits of every in-use span (a
+   large span once, at its first page, in the arena that holds it). In a
+   mark phase every span is swept (INV-MARKCLEAR held at its start), so
+   this is the state a cycle starts from. The child's only thread. */
+static void wbgc__fork_forget_marks(wbgc_heap *h)
+{
+    for (wbgc__arena *a = h->arenas; a; a = a->next) {
+        for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
+            wbgc__span *s = a->pages[i];
+            if (s && s->state == WBGC__SPAN_INUSE && s->base == a->base + (i << WBGC__PAGE_SHIFT))
+                memset(s->markbits, 0, sizeof s->markbits);
+        }
+    }
+}
+
+/* wbgc__fork_forget_work empties every full mark work buffer onto the
+   empty list. Buffers that dead markers held are on neither list: lost
+   until wbgc_heap_free unmaps their chunk. The child's only thread. */
+static void wbgc__fork_forget_work(wbgc_heap *h)
+{
+    wbgc__wbuf *b;
+    while ((b = h->work_full) != NULL) {
+        WBGC__STORE(h->work_full, b->next);
+        b->n = 0;
+        b->next = h->work_empty;
+        WBGC__STORE(h->work_empty, b);
+    }
+    h->nactive = 0;  /* dead markers' */
+}
+
+/* wbgc__fork_remark finishes, in the child, the cycle that was marking at
+   the fork, the way WBGC_STW runs one: the cycle's marks, grey objects and
+   barrier entries so far are dropped, the heap is marked again from the
+   roots the child has (the root regions; the stack and registers of the
+   forking thread's P, if it has one), and the mark phase ends as usual.
+   Marked over rather than on, because mark workers that are gone held
+   grey objects, marked and never to be scanned, whose children the old
+   marks would let the sweep free. O(live heap), once. The child's only
+   thread, world stopped; self's context is saved here when its P runs
+   (this frame outlives the scan), and kept from wbgc_blocking_begin when
+   the fork came inside a blocking region. */
+static WBGC__NOINLINE void wbgc__fork_remark(wbgc_heap *h, wbgc_p *self)
+{
+    uint64_t before = wbgc__heap_estimate(h);
+    wbgc__fork_forget_marks(h);
+    if (self) {
+        wbgc__wb_reset(h, self);
+        wbgc__gcw_dispose(h, &self->gcw);
+        self->black_bytes = 0;
+        self->req = 0;
+        if (self->status == WBGC__P_RUNNING) WBGC__SAVE_CONTEXT(self);
+    }
+    wbgc__fork_forget_work(h);
+    WBGC__STORE(h->cycle_marked, 0);
+    __atomic_store_n(&h->stacks_pending, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->roots_state, 2, __ATOMIC_RELEASE);
+
+    wbgc__gcwork *g = &h->gcw;
+    for (size_t i = 0; i < h->nroots; i++) wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
+    if (self) wbgc__scan_p(h, g, self);
+    wbgc__drain(h, g, UINT64_MAX, NULL);
+    wbgc__gcw_dispose(h, g);
+    WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
+    WBGC__STORE(h->phase, WBGC__PHASE_OFF);
+    if (h->cfg.flags & WBGC_VERIFY) wbgc__verify(h, 0);
+    wbgc__mark_termination(h);
+    uint64_t t_end = wbgc__now_ns();
+    if (h->cfg.flags & WBGC_TRACE)
+        wbgc__trace_cycle(h, "concurrent, marked again in a forked child", h->mark_start_ns, t_end,
+                          h->start_pause_ns, t_end - h->fork_t0, before, h->start_why);
+    wbgc__cycle_done(h);
+}
+
+/* wbgc__fork_child_heap makes h usable by the child's only thread: see
+   the top of this section. */
+static void wbgc__fork_child_heap(wbgc_heap *h)
+{
+    wbgc__fork_new_conds(h);
+    wbgc__fork_unlock_heap(h);
+    wbgc_p *self = wbgc__p_of_thread(h, pthread_self());
+    for (wbgc_p **pp = &h->ps; *pp;) {
+        wbgc_p *q = *pp;
+        if (q == self) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        wbgc__fork_drop_p(h, q);
+    }
+    if (self && self->status == WBGC__P_TAKEN) self->status = WBGC__P_BLOCKED;  /* its taker is gone */
+    h->fork_restart = h->nworkers > 0 || h->has_sweeper;
+    free(h->workers);
+    h->workers = NULL;
+    h->nworkers = h->has_sweeper = 0;
+    WBGC_ASSERT(__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0);
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) wbgc__fork_remark(h, self);
+    /* A cycle's end is counted after its locks are let go
+       (wbgc__try_mark_done): one that ended just before the fork may be
+       counted by nobody here, and wbgc_collect would wait for it. */
+    if (WBGC__LOAD(h->cycles) < h->cycles_started) WBGC__STORE(h->cycles, h->cycles_started);
+    h->sweep_pending = 1;  /* for the sweeper, when it starts again */
+    wbgc__fork_restart(h);
+}
+
+static void wbgc__fork_prepare(void)
+{
+    pthread_mutex_lock(&wbgc__heaps_lock);
+    for (wbgc_heap *h = wbgc__heaps; h; h = h->fork_next) wbgc__fork_lock_heap(h);
+}
+
+/* wbgc__fork_each_back calls fn on h and the heaps after it, last first:
+   the parent and the child let the heaps go in the reverse of the order
+   prepare took them, so that no heap's locks are taken while a heap taken
+   after it is still held (INV-LOCKORDER, across heaps). */
+static void wbgc__fork_each_back(wbgc_heap *h, void (*fn)(wbgc_heap *))
+{
+    if (!h) return;
+    wbgc__fork_each_back(h->fork_next, fn);
+    fn(h);
+}
+
+static void wbgc__fork_parent_heap(wbgc_heap *h)
+{
+    wbgc__fork_unlock_heap(h);
+    wbgc__fork_restart(h);
+}
+
+static void wbgc__fork_parent(void)
+{
+    wbgc__fork_each_back(wbgc__heaps, wbgc__fork_parent_heap);
+    pthread_mutex_unlock(&wbgc__heaps_lock);
+}
+
+static void wbgc__fork_child(void)
+{
+    wbgc__fork_each_back(wbgc__heaps, wbgc__fork_child_heap);
+    pthread_mutex_unlock(&wbgc__heaps_lock);
+}
+
+static void wbgc__fork_init(void)
+{
+    wbgc__fork_err = pthread_atfork(wbgc__fork_prepare, wbgc__fork_parent, wbgc__fork_child);
+}
+
+/* wbgc__fork_register adds h to the heaps a fork takes care of (the
+   handlers are installed once, with the first heap). */
+static void wbgc__fork_register(wbgc_heap *h)
+{
+    pthread_once(&wbgc__fork_once, wbgc__fork_init);
+    if (wbgc__fork_err)
+        wbgc__report(h, "wbgc: error: pthread_atfork: %s: a child of fork() cannot use this heap",
+                     strerror(wbgc__fork_err));
+    pthread_mutex_lock(&wbgc__heaps_lock);
+    h->fork_next = wbgc__heaps;
+    wbgc__heaps = h;
+    pthread_mutex_unlock(&wbgc__heaps_lock);
+}
+
+static void wbgc__fork_unregister(wbgc_heap *h)
+{
+    pthread_mutex_lock(&wbgc__heaps_lock);
+    wbgc_heap **hp = &wbgc__heaps;
+    while (*hp && *hp != h) hp = &(*hp)->fork_next;
+    if (*hp) *hp = h->fork_next;
+    pthread_mutex_unlock(&wbgc__heaps_lock);
+}
+
+/* wbgc__fork_restart_threads starts the background threads a forked
+   child lost, at its first cycle: not in the child handler, so that a
+   child that only execs never makes them. gc_lock held. */
+static void wbgc__fork_restart_threads(wbgc_heap *h)
+{
+    if (WBGC__LIKELY(!h->fork_restart)) return;
+    h->fork_restart = 0;
+    wbgc__start_threads(h);
+}
+
+/* =========================================================================
    Public API functions
    ========================================================================= */
 
@@ -3762,10 +4131,12 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->roots_lock, NULL);
     pthread_mutex_init(&h->work_lock, NULL);
     pthread_mutex_init(&h->stats_lock, NULL);
+    pthread_mutex_init(&h->sweeper_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
     h->trigger_pm = WBGC__TRIGGER_FIRST;
     wbgc__pace(h, 0);
     wbgc__start_threads(h);
+    wbgc__fork_register(h);
     return h;
 }
 
@@ -3789,6 +4160,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         return;
     }
     pthread_mutex_unlock(&h->sched_lock);
+    wbgc__fork_unregister(h);
     wbgc__stop_threads(h);
     h->magic = 0;
     for (wbgc_p *q = h->free_ps, *n; q; q = n) {
@@ -3837,6 +4209,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_mutex_destroy(&h->roots_lock);
     pthread_mutex_destroy(&h->work_lock);
     pthread_mutex_destroy(&h->stats_lock);
+    pthread_mutex_destroy(&h->sweeper_lock);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_destroy(&h->central[i].lock);
     free(h);
 }
