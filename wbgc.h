@@ -3766,10 +3766,10 @@ static void wbgc__fork_restart(wbgc_heap *h)
 static void wbgc__fork_new_conds(wbgc_heap *h)
 {
     pthread_condattr_t ca;
-    pthread_cond_init(&h->parked_cv, NULL);
     pthread_cond_init(&h->resume_cv, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->parked_cv, &ca);  /* timed, on this clock: wbgc__wait_for_ps */
     pthread_cond_init(&h->work_cv, &ca);
     pthread_cond_init(&h->cycle_cv, &ca);
     pthread_condattr_destroy(&ca);
