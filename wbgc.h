@@ -3775,6 +3775,8 @@ static void wbgc__fork_new_conds(wbgc_heap *h)
     pthread_condattr_destroy(&ca);
 }
 
+static void wbgc__retire_p(wbgc_heap *h, wbgc_p *p);
+
 /* wbgc__fork_drop_p detaches q, whose thread does not exist in this child,
    as wbgc_detach would have: its cached spans go back to their central
    lists (as swept: a P caches only swept spans), its counts to the heap.
@@ -3788,16 +3790,7 @@ static void wbgc__fork_drop_p(wbgc_heap *h, wbgc_p *q)
     wbgc__wb_reset(h, q);
     wbgc__gcw_dispose(h, &q->gcw);
     q->req = 0;
-    wbgc__release_caches(h, q, 0);
-    h->total_alloc_base += q->allocd;
-    h->wb_flushes_base += q->wb_flushes;
-    WBGC__ADD(h->alloc_since, q->allocd - q->allocd_reported);
-    h->nps--;
-    q->magic = WBGC__P_DEAD;
-    q->status = WBGC__P_DETACHED;
-    wbgc__update_preempt(h, q);
-    q->next = h->free_ps;
-    h->free_ps = q;
+    wbgc__retire_p(h, q);
 }
 
 /* wbgc__fork_forget_marks clears the mark bits of every in-use span (a
@@ -4331,6 +4324,26 @@ WBGCDEF wbgc_p *wbgc_attach(wbgc_heap *h)
     return p;
 }
 
+/* wbgc__retire_p ends p, already unlinked from h->ps, its work handed
+   over or dropped: its cached spans go back to their central lists (as
+   swept), its counts to the heap, and its handle to the free list, where
+   it stays valid memory so that a later use is reported (sticky preempt:
+   every use takes a slow path, which checks). sched_lock held, or the only
+   thread of a forked child. */
+static void wbgc__retire_p(wbgc_heap *h, wbgc_p *p)
+{
+    wbgc__release_caches(h, p, 0);
+    h->total_alloc_base += p->allocd;
+    h->wb_flushes_base += p->wb_flushes;
+    WBGC__ADD(h->alloc_since, p->allocd - p->allocd_reported);
+    h->nps--;
+    p->magic = WBGC__P_DEAD;
+    p->status = WBGC__P_DETACHED;
+    wbgc__update_preempt(h, p);
+    p->next = h->free_ps;
+    h->free_ps = p;
+}
+
 WBGCDEF void wbgc_detach(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_detach") < 0) return;
@@ -4359,18 +4372,10 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
     WBGC__ADD(h->cycle_marked, p->black_bytes);
     if (p->req & WBGC__REQ_SCAN) __atomic_fetch_sub(&h->stacks_pending, 1, __ATOMIC_RELEASE);
     p->req = 0;
-    wbgc__release_caches(h, p, 0);
-    h->total_alloc_base += p->allocd;
-    h->wb_flushes_base += p->wb_flushes;
     wbgc_p **pp = &h->ps;
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
-    h->nps--;
-    p->magic = WBGC__P_DEAD;
-    p->status = WBGC__P_DETACHED;
-    wbgc__update_preempt(h, p);  /* sticky: every later use takes the slow path */
-    p->next = h->free_ps;
-    h->free_ps = p;
+    wbgc__retire_p(h, p);
     pthread_cond_broadcast(&h->parked_cv);  /* a hand-shake may wait for it */
     pthread_mutex_unlock(&h->sched_lock);
     pthread_cond_broadcast(&h->work_cv);
