@@ -202,6 +202,7 @@ cmd_test() {
     fi
     check static-two-units "$CC" -O2 $WARN -DWBGC_STATIC tests/static_a.c tests/static_b.c -o "$OUT/static2" $LIBS
     stop_on_failure
+    run_suite static-two-units-run "$OUT/static2"; stop_on_failure
     # wbgc.h copied alone (no wbgc_amd64.h beside it) builds, with the
     # portable barrier, and runs
     rm -rf "$OUT/alone" && mkdir -p "$OUT/alone/examples" && cp wbgc.h "$OUT/alone/" &&
@@ -209,7 +210,6 @@ cmd_test() {
     check header-alone "$CC" -O2 $WARN "$OUT/alone/examples/hello.c" -o "$OUT/alone/hello" $LIBS
     stop_on_failure
     check header-alone-run "$OUT/alone/hello"; stop_on_failure
-    run_suite static-two-units-run "$OUT/static2"; stop_on_failure
 
     # 6. the Lisp interpreter's programs, in every collector mode
     run_suite lisp-tests bash examples/lisp/run_tests.sh "$OUT/lisp"; stop_on_failure
