@@ -24,7 +24,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+__attribute__((unused)) static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -73,7 +73,7 @@ __attribute__((unused)) static long bench_arg_long(int argc, char **argv, int *i
     return v;
 }
 
-static void bench_print_machine(void) {
+__attribute__((unused)) static void bench_print_machine(void) {
     char cpu[256], mhz[64], mem[64];
     struct utsname u;
     proc_field("/proc/cpuinfo", "model name", cpu, sizeof cpu);
@@ -102,7 +102,7 @@ static void bench_print_machine(void) {
     );
 }
 
-static void bench_print_env(void) {
+__attribute__((unused)) static void bench_print_env(void) {
     /* wbgc_heap_new lets these override the program's own config */
     const char *env[] = { "WBGC_GC_PERCENT", "WBGC_TRACE" };
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
