@@ -5,7 +5,8 @@
 #   ./build.sh test     run the whole test matrix; last line "N passed, N failed"
 #   ./build.sh bench    run the benchmarks (examples/bench)
 #   ./build.sh soak [S] the stress, randomized and tree tests with the verifier
-#                       on, S seconds each (default 60) in every collector mode
+#                       on, S seconds each (default 60) in every collector mode,
+#                       then the long run (tests/longrun.c) for 3 x S seconds
 #   ./build.sh clean    remove build/
 #
 # Needs only a C compiler (gcc or cc) and the C library. clang, g++ and the
@@ -271,7 +272,12 @@ cmd_soak() {
     local stores
     stores=$(grep -oE '[0-9]+ barriered stores' "$OUT/soak.log" | awk '{s += $1} END {print s + 0}')
     echo "soak: $stores barriered stores in all, every cycle verified"
-    tail -n 1 "$OUT/soak.log" | grep -q ' 0 failed'
+    tail -n 1 "$OUT/soak.log" | grep -q ' 0 failed' || return 1
+    # the long run: two mutators churning ~205 MiB live in the default
+    # mode for 3 x SECONDS, then the live set shrinks (tests/longrun.c)
+    "$CC" -O2 -g $WARN tests/longrun.c -o "$OUT/longrun" $LIBS || { echo "build failed"; exit 1; }
+    echo "== longrun: $((secs * 3)) s, 2 mutators, ~205 MiB live, then 10 MiB"
+    "$OUT/longrun" --secs $((secs * 3)) | tee "$OUT/longrun.log"
 }
 
 case "${1:-}" in

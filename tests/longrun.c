@@ -306,6 +306,8 @@ int main(int argc, char **argv)
     printf("\n%6s %6s %8s %8s %8s %8s %6s %9s %17s %8s %8s\n", "t s", "cycles", "live MiB", "goal MiB",
            "sys MiB", "RSS MiB", "pauses", "max pause", "max stall (on CPU)", "assist %", "steps/s");
     uint64_t steps_i = 0, cycles_shrink = 0, back_cycles = 0;
+    static const int marks[] = { 1, 2, 3, 5, 10 };  /* RSS this many cycles after the shrink */
+    long rss_after[5] = { -1, -1, -1, -1, -1 };
     double back_secs = -1;
     long peak_rss = 0, rss_shrink = 0;
     size_t pauses_from = 0;
@@ -318,6 +320,8 @@ int main(int argc, char **argv)
         take_pauses(&st, &seen);
         long rss = rss_mib();
         if (rss > peak_rss) peak_rss = rss;
+        for (int k = 0; shrink_at && k < 5; k++)
+            if (rss_after[k] < 0 && st.cycles - cycles_shrink >= (uint64_t)marks[k]) rss_after[k] = rss;
         if (shrink_at && back_secs < 0 && rss <= 3 * opt.small_mb + 32) {
             back_secs = (t - shrink_at) / 1e9;
             back_cycles = st.cycles - cycles_shrink;
@@ -381,7 +385,9 @@ int main(int argc, char **argv)
         printf("  after the shrink  RSS %ld MiB did NOT fall to %ld MiB in %.0f s (%llu cycles); now %ld MiB\n",
                rss_shrink, 3 * opt.small_mb + 32, (end - shrink_at) / 1e9,
                (unsigned long long)(st.cycles - cycles_shrink), rss_mib());
-    printf("  load average at the end: %s\n", loadavg());
+    printf("  RSS after the shrink, MiB:");
+    for (int k = 0; k < 5; k++) printf(" %ld (%d cycle%s)", rss_after[k], marks[k], marks[k] > 1 ? "s" : "");
+    printf("\n  load average at the end: %s\n", loadavg());
     int bad = atomic_load(&failed);
     printf("longrun: %s\n", bad ? "FAILED: objects lost (see above)" : "every list checked, nothing lost");
     free(sorted);
