@@ -43,8 +43,9 @@
  *   WBGC_VERIFY=1           every heap verifies every cycle (the collector
  *                           reads it; tests that expect no on_error then
  *                           fail on any object the verifier finds lost)
- * The runner unsets WBGC_GC_PERCENT and WBGC_TRACE at start: they override
- * the config, and each test relies on the config it sets. */
+ * The runner unsets WBGC_GC_PERCENT, WBGC_TRACE, WBGC_MODE and WBGC_MIN_HEAP
+ * at start: they override the config, and each test relies on the config it
+ * sets. */
 
 #define WBGC_IMPLEMENTATION
 #include "wbgc.h"
@@ -2118,6 +2119,148 @@ static void test_env_gc_percent(void)
     uint64_t c = cycles_of(h);
     CHECKF(c >= 3, "WBGC_GC_PERCENT=25 over a config of -1: %llu cycles for 48 MB", (unsigned long long)c);
     CLOSE_HEAP(h, p, &log);
+}
+
+/* small_program_cycles: a small program (garbage only, 64-byte objects at
+   most, `bytes` in all) on heap h; returns the cycles it ran. */
+static NOINLINE uint64_t small_program_cycles(wbgc_heap *h, wbgc_p *p, size_t bytes)
+{
+    uint64_t rng = 77, c0 = cycles_of(h);
+    churn(p, bytes, 48, &rng);
+    return cycles_of(h) - c0;
+}
+
+/* wbgc_config.min_heap sets the floor of the heap goal as given, not
+   scaled by gc_percent; 0 keeps the default (4 MiB x gc_percent/100, at
+   least 256 KiB); below 64 KiB counts as 64 KiB. A lower floor makes a small
+   program collect more often; the goal still follows what is live above
+   it. */
+static void test_min_heap_config(void)
+{
+    static const struct { int gcp; size_t min_heap; uint64_t goal; } cases[] = {
+        {1, 0, 256 * KB}, {50, 0, 2 * MB}, {100, 0, 4 * MB}, {200, 0, 8 * MB},
+        {1, 64 * KB, 64 * KB}, {1, 1, 64 * KB}, {1, 100 * KB, 100 * KB},
+        {200, 64 * KB, 64 * KB}, {1, 8 * MB, 8 * MB},
+    };
+    uint64_t cyc[ARRAY_LEN(cases)];
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        errlog log;
+        wbgc_config cfg;
+        errlog_init(&log);
+        wbgc_config_default(&cfg);
+        CHECK(cfg.min_heap == 0);
+        cfg.gc_percent = cases[i].gcp;
+        cfg.min_heap = cases[i].min_heap;
+        cfg.flags = WBGC_STW | g_extra_flags;
+        cfg.on_error = errlog_cb;
+        cfg.user = &log;
+        wbgc_heap *h = wbgc_heap_new(&cfg);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        uint64_t goal = get_stats(h).heap_goal;
+        CHECKF(goal == cases[i].goal, "gc_percent %d, min_heap %zu: heap goal %llu, want %llu",
+               cases[i].gcp, cases[i].min_heap, (unsigned long long)goal,
+               (unsigned long long)cases[i].goal);
+        cyc[i] = small_program_cycles(h, p, scaled(8 * MB));
+        CLOSE_HEAP(h, p, &log);
+    }
+    /* gc_percent 1: 64 KiB against the default 256 KiB; 8 MiB, more than
+       the program ever allocates at once: hardly a cycle */
+    CHECKF(cyc[4] >= 3 * cyc[0] && cyc[0] > 0, "gc_percent 1: %llu cycles with min_heap 64 KiB, "
+           "%llu with the default (want at least 3x)", (unsigned long long)cyc[4],
+           (unsigned long long)cyc[0]);
+    CHECKF(cyc[5] >= 3 * cyc[0], "gc_percent 1, min_heap 1 (counts as 64 KiB): %llu cycles, %llu "
+           "with the default", (unsigned long long)cyc[5], (unsigned long long)cyc[0]);
+    CHECKF(cyc[8] <= 2, "gc_percent 1, min_heap 8 MiB, 8 MiB allocated: %llu cycles",
+           (unsigned long long)cyc[8]);
+    note("stop-the-world, 8 MiB of small garbage, gc_percent 1: %llu cycles under the default "
+         "floor, %llu with min_heap 64 KiB, %llu with 8 MiB", (unsigned long long)cyc[0],
+         (unsigned long long)cyc[4], (unsigned long long)cyc[8]);
+}
+
+/* WBGC_MIN_HEAP=N[K|M|G] lowers (or raises) the floor of the heap goal:
+   with WBGC_GC_PERCENT=1 and WBGC_MIN_HEAP=64K a small program collects
+   every 64 KiB or so, about four times as often as under the default floor
+   of 256 KiB. Values that are not a byte count are reported and ignored;
+   below 64 KiB count as 64 KiB. Stop-the-world heaps, whose cycle count is
+   the allocation over the goal, and one concurrent heap, whose cycles
+   overlap the allocation. */
+static void test_env_min_heap(void)
+{
+    static const struct { const char *env; uint64_t goal; int bad; } cases[] = {
+        {NULL, 256 * KB, 0},   /* the default floor: 4 MiB x 1%, at least 256 KiB */
+        {"64K", 64 * KB, 0},  {"64k", 64 * KB, 0}, {"65536", 64 * KB, 0},
+        {"1K", 64 * KB, 0},   /* below the lowest: 64 KiB */
+        {"0", 256 * KB, 0},   /* 0: the default */
+        {"1M", 1 * MB, 0},    {"2m", 2 * MB, 0},
+        {"64X", 256 * KB, 1}, {"abc", 256 * KB, 1}, {"-64K", 256 * KB, 1},
+        {"64KB", 256 * KB, 1}, {"99999999999999999999999", 256 * KB, 1},
+    };
+    uint64_t cycles_default = 0, cycles_64k = 0;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        errlog log;
+        setenv("WBGC_GC_PERCENT", "1", 1);
+        if (cases[i].env) setenv("WBGC_MIN_HEAP", cases[i].env, 1);
+        wbgc_heap *h = open_heap(&log, 100, WBGC_STW, -1, 0);
+        unsetenv("WBGC_GC_PERCENT");
+        unsetenv("WBGC_MIN_HEAP");
+        REQUIRE(h);
+        const char *what = cases[i].env ? cases[i].env : "(unset)";
+        uint64_t goal = get_stats(h).heap_goal;
+        CHECKF(goal == cases[i].goal, "WBGC_MIN_HEAP=%s, WBGC_GC_PERCENT=1: heap goal %llu, want %llu",
+               what, (unsigned long long)goal, (unsigned long long)cases[i].goal);
+        int n = errlog_count(&log);
+        if (cases[i].bad)
+            CHECKF(n == 1 && ci_contains(errlog_msg(&log, 0), "WBGC_MIN_HEAP") &&
+                       ci_contains(errlog_msg(&log, 0), cases[i].env),
+                   "WBGC_MIN_HEAP=%s: %d report(s), want one naming the variable and value: \"%s\"",
+                   what, n, errlog_msg(&log, 0));
+        else
+            CHECKF(n == 0, "WBGC_MIN_HEAP=%s: %d report(s): %s", what, n, errlog_msg(&log, 0));
+        if (i <= 1) {
+            wbgc_p *p = wbgc_attach(h);
+            REQUIRE(p);
+            uint64_t c = small_program_cycles(h, p, scaled(16 * MB));
+            if (i == 0) cycles_default = c;
+            else cycles_64k = c;
+            goal = get_stats(h).heap_goal;
+            CHECKF(goal == cases[i].goal, "WBGC_MIN_HEAP=%s: heap goal %llu after %llu cycles, "
+                   "want %llu", what, (unsigned long long)goal, (unsigned long long)c,
+                   (unsigned long long)cases[i].goal);
+            CLOSE_HEAP(h, p, &log);
+        } else {
+            CLOSE_HEAP_ERRS_OK(h, NULL, &log);
+        }
+    }
+    CHECKF(cycles_64k >= 3 * cycles_default && cycles_default > 0,
+           "stop-the-world, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, "
+           "%llu without (want at least 3x)", (unsigned long long)cycles_64k,
+           (unsigned long long)cycles_default);
+    note("stop-the-world, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, "
+         "%llu with the default floor", (unsigned long long)cycles_64k,
+         (unsigned long long)cycles_default);
+    /* the concurrent collector (the default mode), as a program run with
+       WBGC_GC_PERCENT=1 WBGC_MIN_HEAP=64K would have it */
+    uint64_t conc[2];
+    for (int k = 0; k < 2; k++) {
+        errlog log;
+        setenv("WBGC_GC_PERCENT", "1", 1);
+        if (k) setenv("WBGC_MIN_HEAP", "64K", 1);
+        wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+        unsetenv("WBGC_GC_PERCENT");
+        unsetenv("WBGC_MIN_HEAP");
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        conc[k] = small_program_cycles(h, p, scaled(16 * MB));
+        CLOSE_HEAP(h, p, &log);
+    }
+    CHECKF(conc[1] >= 2 * conc[0] && conc[0] > 0,
+           "concurrent, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, %llu "
+           "without (want at least 2x)", (unsigned long long)conc[1], (unsigned long long)conc[0]);
+    note("concurrent: %llu cycles with WBGC_MIN_HEAP=64K, %llu with the default floor",
+         (unsigned long long)conc[1], (unsigned long long)conc[0]);
 }
 
 /* =========================================================================
@@ -5712,6 +5855,8 @@ static const test_case g_tests[] = {
     {"stats", test_stats},
     {"pacing", test_pacing},
     {"env_gc_percent", test_env_gc_percent},
+    {"env_min_heap", test_env_min_heap},
+    {"min_heap_config", test_min_heap_config},
     {"no_stack_scan", test_no_stack_scan},
     {"attach_detach_storm", test_attach_detach_storm},
     {"attach_churn_memory", test_attach_churn_memory},
@@ -5850,6 +5995,7 @@ static void read_env(void)
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
     unsetenv("WBGC_MODE");
+    unsetenv("WBGC_MIN_HEAP");
 }
 
 int main(int argc, char **argv)

@@ -32,9 +32,16 @@
    OPTIONS (wbgc_config; wbgc_config_default fills the defaults)
 
        gc_percent    100   a cycle starts when the heap has grown this many
-                           percent over what the last cycle found live (with a
-                           4 MiB minimum scaled the same way); negative: no
-                           automatic cycles. Environment: WBGC_GC_PERCENT=N|off
+                           percent over what the last cycle found live (but
+                           never aims below min_heap); negative: no automatic
+                           cycles. Environment: WBGC_GC_PERCENT=N|off
+       min_heap      0     the floor of the heap goal, in bytes: a cycle never
+                           aims at a smaller heap. 0: 4 MiB scaled by
+                           gc_percent/100, at least 256 KiB. Set, it is the
+                           floor as given (not scaled), at least 64 KiB
+                           (smaller values count as 64 KiB). Lower it to make
+                           a small program collect often (tests, debugging).
+                           Environment: WBGC_MIN_HEAP=N, NK, NM or NG bytes
        memory_limit  0     soft limit on bytes in objects: cycles run to stay
                            under it; an allocation that would still exceed it
                            after a full cycle fails (NULL, after on_error)
@@ -228,6 +235,9 @@ typedef struct wbgc_config {
        "wbgc: warning", naming each P that holds it up and its thread;
        default 100; 0: never                                                */
     unsigned stall_report_ms;
+    /* the floor of the heap goal in bytes; 0: 4 MiB x gc_percent/100, at
+       least 256 KiB; else at least 64 KiB                                  */
+    size_t   min_heap;
 } wbgc_config;
 
 typedef struct wbgc_stats {
@@ -253,7 +263,8 @@ typedef struct wbgc_stats {
 WBGCDEF void       wbgc_config_default(wbgc_config *cfg);
 
 /* wbgc_heap_new makes a collector. NULL cfg: the defaults. The environment
-   (WBGC_GC_PERCENT, WBGC_TRACE) overrides cfg. Returns NULL on failure, after
+   (WBGC_GC_PERCENT, WBGC_MIN_HEAP, WBGC_TRACE, WBGC_VERIFY, WBGC_MODE)
+   overrides cfg. Returns NULL on failure, after
    calling cfg->on_error. Until wbgc_heap_free, a fork() stops the heap's
    world and leaves the child a usable heap (ON FORK, above). */
 WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg);
@@ -722,9 +733,24 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 #ifndef WBGC_WORKBUF_ENTRIES
 #define WBGC_WORKBUF_ENTRIES 510
 #endif
-/* The smallest heap goal at gc_percent 100 (scaled by gc_percent): below it,
-   cycles would run too often to be worth their fixed cost. */
+/* The smallest heap goal at gc_percent 100 (scaled by gc_percent, at least
+   256 KiB) unless min_heap says otherwise: below it, cycles would run too
+   often to be worth their fixed cost. */
 #define WBGC__MIN_HEAP     ((uint64_t)4 << 20)
+/* The lowest floor min_heap can set: 64 KiB, two spans of the largest
+   small size class. A P reports its allocation a span at a time, so below
+   a few spans nearly every refill would start a cycle, and a cycle has a
+   fixed cost (two pauses, a hand-shake with every P, a pass over every
+   size class) that no heap that small repays. */
+#define WBGC__MIN_HEAP_LOWEST ((uint64_t)64 << 10)
+
+/* wbgc__goal_floor: the smallest heap goal c allows (min_heap). */
+static uint64_t wbgc__goal_floor(const wbgc_config *c)
+{
+    if (c->min_heap) return c->min_heap < WBGC__MIN_HEAP_LOWEST ? WBGC__MIN_HEAP_LOWEST : c->min_heap;
+    uint64_t floor = WBGC__MIN_HEAP * (uint64_t)(c->gc_percent < 0 ? 0 : c->gc_percent) / 100;
+    return floor < (256u << 10) ? (256u << 10) : floor;
+}
 
 static void wbgc__panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void wbgc__panic(const char *fmt, ...)
@@ -3384,8 +3410,7 @@ static void wbgc__pace(wbgc_heap *h, uint64_t live)
     int gcp = h->cfg.gc_percent;
     uint64_t goal = 0, trigger = UINT64_MAX;
     if (gcp >= 0) {
-        uint64_t floor = WBGC__MIN_HEAP * (uint64_t)gcp / 100;
-        if (floor < (256u << 10)) floor = 256u << 10;
+        uint64_t floor = wbgc__goal_floor(&h->cfg);
         goal = live + live / 100 * (uint64_t)gcp + live % 100 * (uint64_t)gcp / 100;
         if (goal < floor) goal = floor;
         trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 1000 * h->trigger_pm;
@@ -3984,6 +4009,7 @@ WBGCDEF void wbgc_config_default(wbgc_config *cfg)
     cfg->on_error = wbgc_default_on_error;
     cfg->user = NULL;
     cfg->stall_report_ms = 100;
+    cfg->min_heap = 0;
 }
 
 /* wbgc__env_yes: an environment switch is on unless empty, "0", "no",
@@ -3997,9 +4023,29 @@ static int wbgc__env_yes(const char *e)
     return 1;
 }
 
-/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_TRACE, WBGC_VERIFY and
-   WBGC_MODE (stw, incremental, concurrent or check: the mode a program
-   chose in code is replaced). */
+/* wbgc__env_size parses a byte count with an optional K, M or G suffix
+   (either case) into *out; returns -1 for anything else. */
+static int wbgc__env_size(const char *e, size_t *out)
+{
+    if (*e < '0' || *e > '9') return -1;  /* strtoull would take "-1" and " 1" */
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(e, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    default: break;
+    }
+    if (errno || *end || v > (SIZE_MAX >> shift)) return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_MIN_HEAP, WBGC_TRACE,
+   WBGC_VERIFY and WBGC_MODE (stw, incremental, concurrent or check: the
+   mode a program chose in code is replaced). */
 static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
 {
     const char *e = getenv("WBGC_GC_PERCENT");
@@ -4012,6 +4058,10 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
         else wbgc__report(tmp, "wbgc: error: WBGC_GC_PERCENT=%s ignored: want an integer up to "
                           "1000000, or \"off\"", e);
     }
+    e = getenv("WBGC_MIN_HEAP");
+    if (e && *e && wbgc__env_size(e, &cfg->min_heap) < 0)
+        wbgc__report(tmp, "wbgc: error: WBGC_MIN_HEAP=%s ignored: want a number of bytes, with an "
+                     "optional K, M or G suffix (64K at least; smaller counts as 64K)", e);
     e = getenv("WBGC_TRACE");
     if (wbgc__env_yes(e)) cfg->flags |= WBGC_TRACE;
     e = getenv("WBGC_VERIFY");
