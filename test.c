@@ -1136,6 +1136,108 @@ static void test_registered_roots(void)
     free(dyn);
 }
 
+/* Thread-local storage is not a root; a thread-local variable registered
+   with wbgc_add_roots is one, on every thread (the header, ON ROOTS). */
+#define TLS_N 3
+#define TLS_SZ 200
+static __thread void *g_tls_root[2];   /* [0]: a chain of TLS_N objects */
+
+/* allocated_in: p is an allocated object of h (its allocation bit set). */
+static int allocated_in(wbgc_heap *h, const void *q)
+{
+    wbgc__span *s = wbgc__span_of(h, (uintptr_t)q);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)q - s->base) * s->divmagic) >> 32);
+    return i < s->nelems && ((WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1);
+}
+
+/* tls_hold: a chain of TLS_N scanned objects, each with a pattern after
+   its link word, stored into this thread's g_tls_root[0] only. */
+static NOINLINE void tls_hold(wbgc_p *p, uint64_t seed)
+{
+    void **next = NULL;
+    for (int i = TLS_N - 1; i >= 0; i--) {
+        void **o = wbgc_alloc(p, TLS_SZ);
+        if (!o) {
+            FAILF("allocation failed");
+            return;
+        }
+        fill_pat(o + 1, TLS_SZ - sizeof(void *), seed + (uint64_t)i);
+        wbgc_write(p, &o[0], next);
+        next = o;
+    }
+    wbgc_write(p, &g_tls_root[0], next);
+}
+
+/* tls_check: the chain is whole: every object allocated, its pattern kept. */
+static NOINLINE size_t tls_check(wbgc_heap *h, uint64_t seed)
+{
+    size_t bad = 0;
+    void **o = g_tls_root[0];
+    for (int i = 0; i < TLS_N; i++) {
+        if (!o || !allocated_in(h, o)) return bad + (size_t)(TLS_N - i);
+        bad += check_pat(o + 1, TLS_SZ - sizeof(void *), seed + (uint64_t)i) != 0;
+        o = o[0];
+    }
+    return bad;
+}
+
+/* tls_run: on the calling thread (attached as p): register this thread's
+   g_tls_root, hold a chain there only, run several full collections with
+   garbage in between (its memory reused), check the chain each time; then
+   unregister it, as a thread must before it exits. */
+static NOINLINE void tls_run(wbgc_heap *h, wbgc_p *p, uint64_t seed, const char *who)
+{
+    uint64_t rng = seed;
+    if (wbgc_add_roots(h, g_tls_root, sizeof g_tls_root) != 0) {
+        FAILF("%s: wbgc_add_roots of a thread-local variable failed", who);
+        return;
+    }
+    tls_hold(p, seed);
+    for (int r = 0; r < 4; r++) {
+        churn(p, 4 * MB, TLS_SZ, &rng);
+        scrub_stack();
+        wbgc_collect(p);
+        size_t bad = tls_check(h, seed);
+        CHECKF(bad == 0, "%s, collection %d: %zu of the %d objects held by a registered "
+               "thread-local variable freed or changed", who, r + 1, bad, TLS_N);
+    }
+    wbgc_write(p, &g_tls_root[0], NULL);
+    wbgc_remove_roots(h, g_tls_root);
+}
+
+typedef struct tls_arg { wbgc_heap *h; uint64_t seed; } tls_arg;
+
+static void *tls_thread(void *argp)
+{
+    tls_arg *a = argp;
+    wbgc_p *p = wbgc_attach(a->h);
+    if (!p) {
+        FAILF("attach failed");
+        return NULL;
+    }
+    tls_run(a->h, p, a->seed, "a pthread");
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void test_tls_registered_root(void)
+{
+    for (int check = 0; check < 2; check++) {
+        errlog log;
+        wbgc_heap *h = open_heap(&log, 100, check ? WBGC_CHECK : 0, -1, 0);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        tls_run(h, p, 1000 + (uint64_t)check, check ? "the main thread, check mode" : "the main thread");
+        tls_arg a = {h, 2000 + (uint64_t)check};
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, tls_thread, &a) == 0);
+        join_blocking(p, t);
+        CLOSE_HEAP(h, p, &log);   /* check mode: no store into the variables reported */
+    }
+}
+
 /* =========================================================================
    8. a 10-million-node list
    ========================================================================= */
@@ -5840,6 +5942,7 @@ static const test_case g_tests[] = {
     {"noscan_holds_nothing", test_noscan_holds_nothing},
     {"large_objects", test_large_objects},
     {"registered_roots", test_registered_roots},
+    {"tls_registered_root", test_tls_registered_root},
     {"long_list", test_long_list},
     {"threads_exchange", test_threads_exchange},
     {"threads_incremental", test_threads_incremental},

@@ -87,9 +87,9 @@
    (the argument of pthread_create is memory the collector cannot see); the
    new thread attaches, copies it to its stack, and clears the slot. A
    thread detaches before it tells anyone that it is done (the heap may be
-   freed only when no P is attached). Thread-local storage is never
-   scanned. A stack is scanned from its stack pointer to its base, so a big
-   stack costs nothing until it is used.
+   freed only when no P is attached). Thread-local storage is not a root
+   (ON ROOTS). A stack is scanned from its stack pointer to its base, so a
+   big stack costs nothing until it is used.
 
    ON FORK
 
@@ -123,6 +123,17 @@
    wbgc_add_roots. Memory from malloc is invisible to the collector unless it
    is registered. Objects from wbgc_alloc are scanned conservatively in whole;
    objects from wbgc_alloc_noscan are never scanned (strings, numbers).
+
+   Thread-local storage (__thread and _Thread_local variables, values kept
+   with pthread_setspecific) is not a root, on any thread. A GC pointer that
+   lives in a thread-local variable needs the variable registered: the
+   thread (or any thread, with its address) calls wbgc_add_roots(h, &var,
+   sizeof var), stores into it with wbgc_write (rule 2), and the region is
+   removed with wbgc_remove_roots before the thread exits (its storage goes
+   with it). glibc puts a pthread's static TLS inside its stack mapping,
+   above the stack, where the stack scan happens to see it; that is not
+   promised (the main thread's TLS lies elsewhere), and a program must not
+   rely on it.
 
    ON WRITE BARRIERS
 
@@ -177,8 +188,8 @@
    WHAT WBGC DOES NOT DO
 
    It does not move objects, run finalizers, keep weak references, or see GC
-   pointers hidden in malloc memory, in thread-local storage of threads that
-   hold no P, or in disguised form (xor-ed, compressed).
+   pointers hidden in malloc memory or thread-local storage that is not
+   registered (ON ROOTS), or in disguised form (xor-ed, compressed).
 
    See README.md for the design, the rules in full, and measured numbers.
    Licence at the end of the file. */
