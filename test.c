@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -4801,7 +4802,8 @@ static void test_flush_stops_when_work_full(void)
         p->wbbuf[2 * i + 1] = NULL;
     }
     p->fast.wb_next = p->wbbuf + 2 * N;
-    CHECKF(wbgc__wb_flush_fast(p) == 0, "the general-register flush finished with no room left");
+    void *args[3] = {p, NULL, NULL};  /* as the trampoline passes them */
+    CHECKF(wbgc__wb_flush_fast(args) == 0, "the general-register flush finished with no room left");
     CHECKF(p->fast.wb_next == p->wbbuf + 2 * (N - DONE), "%td words left in the buffer, want %d",
            p->fast.wb_next - p->wbbuf, 2 * (N - DONE));
     for (int i = 0; i < N; i++)
@@ -5921,6 +5923,189 @@ static void test_thread_exit_detaches(void)
     }
 }
 
+/* Rule 5: no wbgc call is async-signal-safe. Check mode finds the two ways
+   a program breaks it: a signal handler that calls wbgc on the P of the
+   thread it interrupted while that thread is inside a wbgc call, and a
+   (sig)longjmp out of a wbgc call, found at the P's next call. A user gets
+   control inside a wbgc call through on_error: here the report of an
+   allocation larger than any heap can be, from inside wbgc_alloc. */
+#define RX_HUGE ((size_t)1 << 60)
+
+typedef struct reentry_ctx {
+    errlog log;
+    int arm;            /* at the next "larger than any heap" report: 1 send
+                           SIGUSR1 to this thread, 2 siglongjmp to jb */
+    sigjmp_buf jb;
+} reentry_ctx;
+
+static wbgc_p *volatile g_rx_p;
+static void **volatile g_rx_slot;
+static void *volatile g_rx_val;
+static void *volatile g_rx_got;
+static volatile int g_rx_handled;
+
+static void reentry_cb(const char *message, void *user)
+{
+    reentry_ctx *c = user;
+    errlog_cb(message, &c->log);
+    if (!c->arm || !strstr(message, "larger than any heap")) return;
+    int how = c->arm;
+    c->arm = 0;
+    if (how == 1) pthread_kill(pthread_self(), SIGUSR1);   /* delivered before it returns */
+    else siglongjmp(c->jb, 1);
+}
+
+/* reentry_handler: the SIGUSR1 handler: allocates, polls and stores
+   through the barrier on the interrupted thread's P. */
+static void reentry_handler(int sig)
+{
+    (void)sig;
+    g_rx_got = wbgc_alloc(g_rx_p, 32);
+    wbgc_safepoint(g_rx_p);
+    wbgc_write(g_rx_p, g_rx_slot, g_rx_val);
+    g_rx_handled++;
+}
+
+static wbgc_heap *reentry_heap(reentry_ctx *c)
+{
+    wbgc_config cfg;
+    errlog_init(&c->log);
+    c->arm = 0;
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = -1;
+    cfg.flags = WBGC_CHECK | g_extra_flags;
+    cfg.on_error = reentry_cb;
+    cfg.user = c;
+    return wbgc_heap_new(&cfg);
+}
+
+/* reentry_msg_ok: report i names the call made, the call the P is inside,
+   the P, the thread and rule 5. */
+static int reentry_msg_ok(errlog *l, int i, const char *call, const char *inside, wbgc_p *p)
+{
+    char tid[32], in[64];
+    snprintf(tid, sizeof tid, "%#lx", wbgc__thread_id(pthread_self()));
+    snprintf(in, sizeof in, "%s(", call);
+    const char *m = errlog_msg(l, i);
+    return ci_contains(m, "wbgc: misuse") && ci_contains(m, in) && ci_contains(m, inside) &&
+           ci_contains(m, "rule 5") && ci_contains(m, tid) && errlog_has_ptr(l, i, p);
+}
+
+static void test_reentry_from_signal_handler_check_mode(void)
+{
+    for (int onstack = 0; onstack < 2; onstack++) {
+        reentry_ctx c;
+        wbgc_heap *h = reentry_heap(&c);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        void **volatile holder = wbgc_alloc(p, 4 * sizeof(void *));
+        void *volatile val = wbgc_alloc(p, 48);
+        REQUIRE(holder && val);
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = reentry_handler;
+        sa.sa_flags = onstack ? SA_ONSTACK : 0;   /* the runner's alternate stack */
+        sigemptyset(&sa.sa_mask);
+        REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+        g_rx_p = p;
+        g_rx_slot = &holder[1];
+        g_rx_val = val;
+        g_rx_got = (void *)1;
+        g_rx_handled = 0;
+        c.arm = 1;
+        int e0 = errlog_count(&c.log);
+        void *volatile r = wbgc_alloc(p, RX_HUGE);   /* on_error, inside it, sends the signal */
+        sigaction(SIGUSR1, &old, NULL);
+        int n = errlog_count(&c.log) - e0;
+        const char *how = onstack ? "on the alternate stack" : "on the thread's stack";
+        CHECKF(r == NULL, "the oversize allocation returned %p", (void *)r);
+        CHECKF(g_rx_handled == 1, "%s: the handler ran %d times", how, g_rx_handled);
+        CHECKF(n == 4, "%s: %d reports (want the oversize allocation and the handler's three calls)",
+               how, n);
+        CHECKF(ci_contains(errlog_msg(&c.log, e0), "larger than any heap"), "first report: \"%s\"",
+               errlog_msg(&c.log, e0));
+        static const char *const calls[3] = {"wbgc_alloc", "wbgc_safepoint", "wbgc_write"};
+        for (int i = 0; i < 3 && i + 1 < n; i++)
+            CHECKF(reentry_msg_ok(&c.log, e0 + 1 + i, calls[i], "inside wbgc_alloc", p),
+                   "%s: report %d should name %s, \"inside wbgc_alloc\", the P %p, this thread "
+                   "and rule 5: \"%s\"", how, i + 1, calls[i], (void *)p,
+                   errlog_msg(&c.log, e0 + 1 + i));
+        CHECKF(g_rx_got == NULL, "%s: the handler's wbgc_alloc returned %p, not NULL", how, g_rx_got);
+        CHECKF(holder[1] == val, "%s: the handler's barriered store did not go ahead", how);
+        /* after the interrupted call returned, the P is quiet again */
+        e0 = errlog_count(&c.log);
+        void *volatile q = wbgc_alloc(p, 32);
+        wbgc_write(p, &holder[2], q);
+        wbgc_safepoint(p);
+        wbgc_collect(p);
+        CHECKF(q != NULL && holder[1] == val && holder[2] == q, "%s: the P no longer works", how);
+        CHECKF(errlog_count(&c.log) == e0, "%s: correct use after the handler reported: \"%s\"", how,
+               errlog_msg(&c.log, e0));
+        g_rx_p = NULL;
+        CLOSE_HEAP_ERRS_OK(h, p, &c.log);
+    }
+}
+
+static void test_longjmp_out_of_call_check_mode(void)
+{
+    /* the P's next call after the jump, from this same frame */
+    static const char *const next[] = {"wbgc_alloc", "wbgc_safepoint", "wbgc_collect",
+                                       "wbgc_memmove", "wbgc_alloc_noscan", "wbgc_write",
+                                       "wbgc_blocking_begin", "wbgc_detach"};
+    for (int k = 0; k < (int)ARRAY_LEN(next); k++) {
+        reentry_ctx c;
+        wbgc_heap *h = reentry_heap(&c);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        void **volatile holder = wbgc_alloc(p, 4 * sizeof(void *));
+        REQUIRE(holder);
+        volatile int jumped = 0;
+        c.arm = 2;
+        int e0 = errlog_count(&c.log);
+        if (sigsetjmp(c.jb, 1) == 0) {
+            void *volatile r = wbgc_alloc(p, RX_HUGE);   /* on_error jumps out of it */
+            FAILF("on_error did not jump (wbgc_alloc returned %p)", (void *)r);
+        } else {
+            jumped = 1;
+        }
+        CHECK(jumped);
+        CHECKF(errlog_count(&c.log) == e0 + 1, "%d reports before the next call",
+               errlog_count(&c.log) - e0);
+        e0 = errlog_count(&c.log);
+        void *volatile got = (void *)1;
+        void *pair[2] = {NULL, NULL};
+        switch (k) {
+        case 0: got = wbgc_alloc(p, 32); break;
+        case 1: wbgc_safepoint(p); break;
+        case 2: wbgc_collect(p); break;
+        case 3: wbgc_memmove(p, holder, pair, sizeof pair); break;
+        case 4: got = wbgc_alloc_noscan(p, 32); break;
+        case 5: wbgc_write(p, &holder[1], holder); break;   /* the store goes ahead */
+        case 6: wbgc_blocking_begin(p); break;              /* does nothing: not blocked */
+        case 7: wbgc_detach(p); break;                      /* does nothing: still attached */
+        }
+        CHECKF(errlog_count(&c.log) == e0 + 1, "%s after a siglongjmp out of wbgc_alloc: %d reports",
+               next[k], errlog_count(&c.log) - e0);
+        CHECKF(reentry_msg_ok(&c.log, e0, next[k], "wbgc_alloc", p) &&
+                   ci_contains(errlog_msg(&c.log, e0), "longjmp"),
+               "the report should name %s, the call jumped out of (wbgc_alloc), longjmp, the P %p, "
+               "this thread and rule 5: \"%s\"", next[k], (void *)p, errlog_msg(&c.log, e0));
+        if (k == 0 || k == 4) CHECKF(got == NULL, "%s after the jump returned %p", next[k], got);
+        if (k == 5) CHECKF(holder[1] == (void *)holder, "the reported barrier's store did not go ahead");
+        /* reported once: the P works again */
+        e0 = errlog_count(&c.log);
+        void *volatile q = wbgc_alloc(p, 32);
+        wbgc_write(p, &holder[0], q);
+        wbgc_collect(p);
+        CHECKF(q != NULL && holder[0] == q, "the P does not work after the report");
+        CHECKF(errlog_count(&c.log) == e0, "correct use after the report was reported: \"%s\"",
+               errlog_msg(&c.log, e0));
+        CLOSE_HEAP_ERRS_OK(h, p, &c.log);
+    }
+}
+
 /* The randomized API test: tests/fuzz.c (WBGC_FUZZ_SEED, WBGC_FUZZ_SECONDS). */
 #include "tests/fuzz.c"
 
@@ -5998,6 +6183,8 @@ static const test_case g_tests[] = {
     {"alloc_null_p_reported", test_alloc_null_p_reported},
     {"stall_reports_stuck_thread", test_stall_reports_stuck_thread},
     {"thread_exit_detaches", test_thread_exit_detaches},
+    {"reentry_from_signal_handler_check_mode", test_reentry_from_signal_handler_check_mode},
+    {"longjmp_out_of_call_check_mode", test_longjmp_out_of_call_check_mode},
     {"tree_reverse_concurrent", test_tree_reverse_concurrent},
     {"tree_reverse_incremental", test_tree_reverse_incremental},
     {"fuzz_concurrent", test_fuzz_concurrent},
