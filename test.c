@@ -4942,6 +4942,93 @@ static void test_batched_stores(void)
 }
 
 #if WBGC__HAVE_AMD64
+#define TEST_FAST_FLUSH WBGC__AMD64_FAST_FLUSH  /* the general-register flush is there */
+#else
+#define TEST_FAST_FLUSH 0                       /* the portable barrier: every flush full */
+#endif
+
+/* Check mode sends every barriered store to the flush. On the amd64 path the
+   trampoline's general-register flush validates a store into a heap object
+   or the thread's own stack, of a live object, NULL or a non-pointer, with
+   no lock and no call, so such a store does not pay for saving the vector
+   state (p->wb_full_flushes counts the flushes that did), nor does one
+   into the root region the P's last root store went to, until a region is
+   added or removed; a store it cannot prove valid (into another root
+   region, or a bad one) takes the full flush, which reports what is
+   wrong. */
+static void test_check_mode_flush_general_regs(void)
+{
+    enum { N = 1000 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *root[4];
+    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
+    void **volatile field = wbgc_alloc(p, 8 * sizeof(void *));
+    void *volatile obj = wbgc_alloc(p, 48);
+    void *local[4] = {NULL, NULL, NULL, NULL};
+    REQUIRE(field && obj);
+    uint64_t flushes0 = p->wb_flushes, full0 = p->wb_full_flushes;
+    for (int i = 0; i < N; i++) {
+        wbgc_write(p, &field[i & 7], obj);                      /* a live object, heap slot */
+        wbgc_write(p, &field[(i + 1) & 7], NULL);               /* NULL */
+        wbgc_write(p, &local[i & 3], obj);                      /* own stack */
+        wbgc_write(p, &field[(i + 2) & 7], (void *)(uintptr_t)0x1234);  /* not a pointer */
+    }
+    wbgc_write2(p, &field[0], obj, &field[1], obj);
+    void *const slots[2] = {&field[2], &field[3]}, *const vals[2] = {obj, NULL};
+    wbgc_write_n(p, slots, vals, 2);
+    void *pair[2] = {obj, obj};
+    wbgc_memmove(p, (void *)&field[4], pair, sizeof pair);
+    uint64_t flushes = p->wb_flushes - flushes0, full = p->wb_full_flushes - full0;
+    CHECKF(flushes == 4 * N + 6, "%llu flushes for %d barriered stores", (unsigned long long)flushes,
+           4 * N + 6);
+    CHECKF(full == 0 || !TEST_FAST_FLUSH,
+           "%llu of %llu valid stores saved the vector state (took the full flush)",
+           (unsigned long long)full, (unsigned long long)flushes);
+    CHECKF(errlog_count(&log) == 0, "valid stores reported: \"%s\"", errlog_msg(&log, 0));
+    CHECK(field[0] == obj && field[1] == obj && field[2] == obj && field[3] == NULL &&
+          field[4] == obj && field[5] == obj && local[0] == obj);
+    /* a registered root region: the full flush (under the roots' lock)
+       finds it, then the P remembers it until a region is added or removed */
+    static void *root2[2];
+    uint64_t want[4] = {1, 0, 1, 0};
+    for (int step = 0; step < 4; step++) {
+        if (step == 2) REQUIRE(wbgc_add_roots(h, root2, sizeof root2) == 0);  /* forgets */
+        uint64_t rf0 = p->wb_full_flushes;
+        for (int i = 0; i < 10; i++) wbgc_write(p, &root[i & 3], obj);
+        uint64_t rf = p->wb_full_flushes - rf0;
+        CHECKF(rf == (TEST_FAST_FLUSH ? want[step] : 10),
+               "10 stores into a root region (step %d): %llu full flushes, want %llu", step,
+               (unsigned long long)rf, (unsigned long long)(TEST_FAST_FLUSH ? want[step] : 10));
+    }
+    CHECKF(errlog_count(&log) == 0, "a store into a root region reported: \"%s\"", errlog_msg(&log, 0));
+    /* a region removed is no place for a GC pointer any more: reported */
+    for (int i = 0; i < 4; i++) wbgc_write(p, &root[i], NULL);
+    wbgc_remove_roots(h, root);
+    wbgc_write(p, &root[1], obj);
+    CHECKF(errlog_count(&log) == 1 && errlog_has_ptr(&log, 0, &root[1]),
+           "a GC pointer stored into a root region after wbgc_remove_roots: %d reports: \"%s\"",
+           errlog_count(&log), errlog_msg(&log, 0));
+    root[1] = NULL;
+    /* a GC pointer into malloc memory: reported */
+    void **bad = malloc(sizeof *bad);
+    REQUIRE(bad);
+    int e0 = errlog_count(&log);
+    wbgc_write(p, bad, obj);
+    CHECKF(errlog_count(&log) == e0 + 1 && errlog_has_ptr(&log, e0, bad),
+           "a GC pointer stored into malloc memory: %d reports: \"%s\"", errlog_count(&log) - e0,
+           errlog_msg(&log, e0));
+    free(bad);
+    note("%llu valid barriered stores in check mode, %llu through the vector-saving flush",
+         (unsigned long long)flushes, (unsigned long long)full);
+    wbgc_remove_roots(h, root2);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+#if WBGC__HAVE_AMD64
 /* tramp_regs (asm below) loads a known pattern into every general-purpose
    register but rsp, the flags and xmm/ymm0-15, builds the frame a barrier's
    cold path builds (red zone stepped over, val, slot, p, unwind PC), calls
@@ -5092,10 +5179,15 @@ static void test_amd64_trampoline_preserves_registers(void)
         REQUIRE(p);
         void *val = wbgc_alloc(p, 32);
         if (mode == 0) {
-            /* check mode: every flush is the full one, and reports the
-               store into malloc memory */
-            for (int round = 0; round < 3; round++)
-                tramp_check(h, p, &log, avx, slotp, val, 1, 1, "check mode");
+            /* check mode: a store the general-register flush cannot prove
+               valid takes the full flush, which reports the store into
+               malloc memory; a valid one (into a heap object) does not */
+            void **field = wbgc_alloc(p, 4 * sizeof(void *));
+            REQUIRE(field);
+            for (int round = 0; round < 3; round++) {
+                tramp_check(h, p, &log, avx, slotp, val, 1, 1, "check mode, a bad store");
+                tramp_check(h, p, &log, avx, &field[round], val, 0, 0, "check mode, a valid store");
+            }
         } else {
             /* marking off: the general-register flush only resets */
             tramp_check(h, p, &log, avx, slotp, val, 0, 0, "marking off");
@@ -6185,6 +6277,7 @@ static const test_case g_tests[] = {
     {"thread_exit_detaches", test_thread_exit_detaches},
     {"reentry_from_signal_handler_check_mode", test_reentry_from_signal_handler_check_mode},
     {"longjmp_out_of_call_check_mode", test_longjmp_out_of_call_check_mode},
+    {"check_mode_flush_general_regs", test_check_mode_flush_general_regs},
     {"tree_reverse_concurrent", test_tree_reverse_concurrent},
     {"tree_reverse_incremental", test_tree_reverse_incremental},
     {"fuzz_concurrent", test_fuzz_concurrent},

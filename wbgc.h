@@ -1023,6 +1023,10 @@ struct wbgc_p {
     const char *in_call;
     uintptr_t   in_call_sp;
     uintptr_t   in_call_lo, in_call_hi;
+    /* Check mode: the root region the P's last store into one went to, as
+       of the heap's roots_gen (wbgc__check_store_fast). Owner only. */
+    uintptr_t   root_lo, root_hi;
+    uint64_t    root_gen;
     uint32_t    stack_black;        /* this cycle's scan of its stack is done,
                                        with the buffer drained just before:
                                        entries appended since need only their
@@ -1118,6 +1122,9 @@ struct wbgc_heap {
     pthread_mutex_t roots_lock;
     wbgc__root     *roots;
     size_t          nroots, roots_cap;
+    uint64_t        roots_gen;    /* +1 at every add and remove (roots_lock;
+                                     release): the Ps' check-mode caches of
+                                     one region go stale */
 
     /* Mark work lists. */
     pthread_mutex_t work_lock;
@@ -2330,8 +2337,9 @@ WBGC__GPR_INLINE void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
 /* wbgc__check_store validates a barriered store in check mode: a GC pointer
    must land where the collector looks (a scanned heap object, a registered
    root, a thread stack) and must point into an allocated object. Reports
-   misuse with both addresses; the store itself goes ahead. */
-static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
+   misuse with both addresses; the store itself goes ahead. own: p is the
+   calling thread's: a root region found is kept in its cache. */
+static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val, int own)
 {
     wbgc_heap *h = p->heap;
     uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
@@ -2368,8 +2376,14 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
     } else if (!ss) {
         int seen = 0;
         pthread_mutex_lock(&h->roots_lock);
-        for (size_t i = 0; i < h->nroots && !seen; i++)
+        for (size_t i = 0; i < h->nroots && !seen; i++) {
             seen = sl >= h->roots[i].lo && sl < h->roots[i].hi;
+            if (seen && own) {
+                p->root_lo = h->roots[i].lo;
+                p->root_hi = h->roots[i].hi;
+                p->root_gen = h->roots_gen;
+            }
+        }
         pthread_mutex_unlock(&h->roots_lock);
         if (!seen && !wbgc__stack_of(h, sl))
             why = "memory the collector cannot see: not the heap, not a registered root, not a "
@@ -2378,6 +2392,49 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
     if (why)
         wbgc__report(h, "wbgc: misuse: wbgc_write(p=%p, slot=%p, val=%p): GC pointer stored where "
                      "%s", (void *)p, slot, val, why);
+}
+
+/* wbgc__allocated_at: is addr inside an allocated object of its in-use
+   span s? */
+WBGC__GPR_INLINE int wbgc__allocated_at(const wbgc__span *s, uintptr_t addr)
+{
+    uint32_t i = (uint32_t)(((uint64_t)(addr - s->base) * s->divmagic) >> 32);
+    return i < s->nelems && (WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1;
+}
+
+/* wbgc__check_store_fast: check mode's validation of a barriered store
+   with no lock and no call, for the amd64 trampoline's general-register
+   flush (so that check mode's stores do not save the vector state).
+   Returns 1 when the store is certainly one wbgc__wb_flush_check would
+   pass without a report: made on p's own thread (rule 1: a live P, and the
+   barrier's caller, at sp, on p's stack; the stacks of live threads never
+   overlap) outside another call on p (rule 5, but for wbgc_memmove's own
+   barriers), of a value that is no GC pointer (NULL, an integer, memory
+   outside the heap) or points into an allocated object, stored into an
+   allocated scanned object, p's own stack, or the root region p's last
+   store into one went to (as the full check found it, and while no region
+   was added or removed since). 0: the full validation decides, and
+   reports: anything else, a store into another root region (listed under
+   a lock) or another thread's stack included. It reads span state as the
+   marker does (acquire loads, never faulting); the full check's lock on
+   the page heap orders nothing this needs. */
+WBGC__GPR_INLINE int wbgc__check_store_fast(wbgc_heap *h, wbgc_p *p, void *slot, void *val,
+                                            uintptr_t sp)
+{
+    if (p->magic != WBGC__P_MAGIC || sp - p->stack_lo >= p->stack_hi - p->stack_lo) return 0;
+    if (p->in_call && !wbgc__memmove_own(p, slot)) return 0;
+    uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
+    uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+    if (v - lo >= hi - lo) return 1;  /* no GC pointer: nothing to validate */
+    wbgc__span *vs = wbgc__span_of(h, v);
+    if (!vs || !wbgc__allocated_at(vs, v)) return 0;
+    if (sl & (sizeof(void *) - 1)) return 0;
+    wbgc__span *ss = wbgc__span_of(h, sl);
+    if (ss) return !ss->noscan && wbgc__allocated_at(ss, sl);
+    if (sl - p->root_lo < p->root_hi - p->root_lo &&
+        p->root_gen == __atomic_load_n(&h->roots_gen, __ATOMIC_ACQUIRE))
+        return 1;
+    return sl - p->stack_lo < p->stack_hi - p->stack_lo;
 }
 
 /* wbgc__wb_flush_body shades the batch in p's buffer into p's mark work and
@@ -2401,13 +2458,13 @@ static inline __attribute__((always_inline)) void wbgc__wb_flush_body(wbgc_heap 
 static WBGC__NOINLINE void wbgc__wb_flush_check(wbgc_p *p, void *slot, void *val, uintptr_t sp)
 {
     wbgc_heap *h = p->heap;
-    int marked = 0, r = 0;
-    if (wbgc__check_p(p, "wbgc_write") == 0 && !wbgc__memmove_own(p, slot)) {
+    int marked = 0, r = 0, own = wbgc__check_p(p, "wbgc_write") == 0;
+    if (own && !wbgc__memmove_own(p, slot)) {
         r = wbgc__enter(p, "wbgc_write", sp);
         if (r > 0) r = wbgc__enter(p, "wbgc_write", sp);  /* a jump left the P: it is this call's */
         marked = r == 0;
     }
-    wbgc__check_store(p, slot, val);
+    wbgc__check_store(p, slot, val, own);
     if (r < 0 && p->fast.wb_end < p->wbbuf + 2 * WBGC_WBBUF_ENTRIES) {
         p->fast.wb_end += 2;  /* INV-WBBUF: a whole entry */
         return;
@@ -2451,19 +2508,50 @@ WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush_tramp(void *con
 }
 #endif
 
+#if WBGC__HAVE_AMD64
+#define WBGC__TRAMP_CALLER_SP(args) WBGC__AMD64_CALLER_SP(args)
+#else
+#define WBGC__TRAMP_CALLER_SP(args) ((void)(args), (uintptr_t)0)  /* no trampoline */
+#endif
+
+/* wbgc__wb_flush_fast_check: wbgc__wb_flush_fast in check mode (one
+   entry: every store comes here): the store validated as far as it can be
+   without a lock (wbgc__check_store_fast), the P marked inside the call
+   while the entry is shaded (rule 5). Returns as wbgc__wb_flush_fast. */
+static WBGC__GPR_ONLY WBGC__NOINLINE int wbgc__wb_flush_fast_check(wbgc_heap *h, wbgc_p *p,
+                                                                    void *const *args)
+{
+    uintptr_t sp = WBGC__TRAMP_CALLER_SP(args);
+    if (!wbgc__check_store_fast(h, p, args[1], args[2], sp)) return 0;
+    int mark = !p->in_call;  /* else wbgc_memmove's own barrier: its call is marked */
+    if (mark) {              /* wbgc__enter, but for its report (a call) */
+        p->in_call = "wbgc_write";
+        p->in_call_sp = sp;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
+    int done = !(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->gcw.w1) &&
+               wbgc__wb_drain_to(h, p, &p->gcw, 1);
+    if (mark) wbgc__leave(p);
+    if (!done) return 0;  /* the full flush validates the store again, and shades the rest */
+    WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+    return 1;
+}
+
 /* wbgc__wb_flush_fast: the flush the amd64 trampoline tries first, before
    it saves the vector state (xsave and xrstor of an AVX-512 state cost more
    than shading a whole buffer); args as for wbgc__wb_flush_tramp. General
-   registers only (WBGC__GPR_ONLY) and no call: it shades as long as p's two
-   mark work buffers have room, so wbgc__gcw_put never leaves them. Returns
-   1 when it emptied the buffer; 0 when the full flush must run instead, on
-   what is left: check mode, no mark work buffers yet, or both full. */
+   registers only (WBGC__GPR_ONLY) and no call but to functions of the same
+   kind: it shades as long as p's two mark work buffers have room, so
+   wbgc__gcw_put never leaves them. Returns 1 when it emptied the buffer; 0
+   when the full flush must run instead, on what is left: no mark work
+   buffers yet, or both full; in check mode, a store it cannot prove valid
+   too (wbgc__wb_flush_fast_check). */
 WBGCDEF int wbgc__wb_flush_fast(void *const *args) __asm__("wbgc__wb_flush_fast_impl");
 WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_fast(void *const *args)
 {
     wbgc_p *p = (wbgc_p *)args[0];
     wbgc_heap *h = p->heap;
-    if (h->cfg.flags & WBGC_CHECK) return 0;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) return wbgc__wb_flush_fast_check(h, p, args);
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->gcw.w1) return 0;
     if (!wbgc__wb_drain_to(h, p, &p->gcw, 1)) return 0;
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
@@ -2475,7 +2563,7 @@ WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_f
 WBGCDEF WBGC__NOINLINE void wbgc__write_unbuffered(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
-    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val, 0);
     if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
     uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
     uintptr_t vals[2] = {(uintptr_t)val, (uintptr_t)*(void *const *)slot};
@@ -4744,6 +4832,7 @@ WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
     h->roots[h->nroots].lo = lo;
     h->roots[h->nroots].hi = lo + size;
     h->nroots++;
+    __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
     wbgc__roots_changed(h, lo, lo + size, 1);
     pthread_mutex_unlock(&h->roots_lock);
     return 0;
@@ -4758,6 +4847,7 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
     pthread_mutex_lock(&h->roots_lock);
     for (size_t i = h->nroots; i-- > 0;) {
         if (h->roots[i].start == start) {
+            __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
             wbgc__roots_changed(h, h->roots[i].lo, h->roots[i].hi, 0);
             h->roots[i] = h->roots[--h->nroots];
             pthread_mutex_unlock(&h->roots_lock);

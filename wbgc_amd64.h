@@ -22,8 +22,12 @@
      missing.
    - Saving the vector state costs more than most flushes (~160 ns for an
      AVX-512 state here), so the trampoline first calls a flush compiled to
-     use general registers only (wbgc__wb_flush_fast, which calls nothing),
-     and saves the vector state only when that one cannot finish.
+     use general registers only (wbgc__wb_flush_fast, which calls nothing
+     but functions compiled the same way), and saves the vector state only
+     when that one cannot finish. In check mode, where the buffer has one
+     entry and every store comes here, that flush validates the store too,
+     as far as it can without a lock or a call; a store it cannot prove
+     valid, and every store to report, go to the full flush.
    - The flush is called with rsp aligned to 16 (here to 64, for xsave).
 
    The offsets below read wbgc__pfast by hand: wbgc.h pins them with static
