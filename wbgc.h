@@ -166,7 +166,12 @@
    marks; while one marks, it appends the old and new pointer to this P's
    buffer, and a full buffer is shaded in one batch. WBGC_CHECK validates
    every store (where it lands, what it points to) and poisons freed
-   objects, reporting a write into one when its memory is reused.
+   objects, reporting a write into one when its memory is reused. It sees
+   only the stores that go through the barrier: a missing barrier (a plain
+   store of a GC pointer where this section asks for wbgc_write) never
+   reaches it, and check mode cannot report it. What a missing barrier
+   does, an object freed while it is still reachable, is what WBGC_VERIFY
+   finds (ON VERIFYING).
 
    ON MISUSE
 
