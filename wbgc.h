@@ -1275,7 +1275,7 @@ static WBGC__NOINLINE int wbgc__reentered(wbgc_p *p, const char *fn, uintptr_t s
    wbgc__reentered does: the call then does nothing else (but for a
    barrier, whose store goes ahead). Check mode; p's own thread
    (wbgc__check_p first). */
-WBGC__GPR_INLINE int wbgc__enter(wbgc_p *p, const char *fn, uintptr_t sp)
+static inline int wbgc__enter(wbgc_p *p, const char *fn, uintptr_t sp)
 {
     if (WBGC__UNLIKELY(p->in_call != NULL)) return wbgc__reentered(p, fn, sp);
     p->in_call = fn;
@@ -1284,7 +1284,8 @@ WBGC__GPR_INLINE int wbgc__enter(wbgc_p *p, const char *fn, uintptr_t sp)
     return 0;
 }
 
-/* wbgc__leave ends what wbgc__enter marked. */
+/* wbgc__leave ends what wbgc__enter marked (general registers only: the
+   amd64 trampoline's general-register flush marks the P too). */
 WBGC__GPR_INLINE void wbgc__leave(wbgc_p *p)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
