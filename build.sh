@@ -85,12 +85,52 @@ PASSED=0
 FAILED=0
 FAILED_NAMES=""
 
+# progress LOG SECS: one line on how far the command writing LOG has got:
+# the tests finished (the test runner's "[ PASS ]"/"[ FAIL ]" lines, the Lisp
+# runner's "ok"/"FAIL" lines) and the test running, else LOG's last line.
+progress() {
+    local log=$1 secs=$2 done running what
+    done=$(grep -cE '^(\[ (PASS|FAIL) \]|ok |FAIL )' "$log" 2>/dev/null)
+    running=$(grep -E '^\[ RUN  \] ' "$log" 2>/dev/null | tail -n 1 | cut -c10-60)
+    what="   ... $(basename "$log" .log), $secs s:"
+    if [ -n "$running" ]; then
+        echo "$what $done tests done; last started: $running"
+    elif [ "${done:-0}" -gt 0 ]; then
+        echo "$what $done tests done"
+    else
+        echo "$what $(tail -n 1 "$log" 2>/dev/null | cut -c1-60)"
+    fi
+}
+
+# run_logged LOG CMD...: runs CMD with its output in LOG and returns its exit
+# status. Meanwhile a heartbeat prints a progress line every 20 s, so that
+# the matrix is never silent for long (a whole suite takes minutes, and
+# prints only at its end). The heartbeat ends with CMD, or with this script
+# ($$ gone: interrupted), and its sleep holds none of our output open.
+run_logged() {
+    local log=$1; shift
+    : > "$log"
+    (
+        t0=$SECONDS
+        while sleep 20 < /dev/null > /dev/null 2>&1; do
+            kill -0 $$ 2>/dev/null || exit 0
+            progress "$log" $((SECONDS - t0))
+        done
+    ) &
+    local hb=$!
+    "$@" > "$log" 2>&1
+    local rc=$?
+    kill "$hb" 2>/dev/null
+    wait "$hb" 2>/dev/null
+    return $rc
+}
+
 # run_suite NAME CMD...: runs a test command, adds its "N passed, N failed".
 run_suite() {
     local name=$1 log="$OUT/$1.log" t0=$SECONDS
     shift
     echo "== $name"
-    "$@" > "$log" 2>&1
+    run_logged "$log" "$@"
     local rc=$?
     echo "   ($((SECONDS - t0)) s)"
     local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
@@ -116,7 +156,7 @@ run_suite() {
 # check NAME CMD...: one compile-only check, counted as a test.
 check() {
     local name=$1 t0=$SECONDS; shift
-    if "$@" > "$OUT/$name.log" 2>&1; then
+    if run_logged "$OUT/$name.log" "$@"; then
         PASSED=$((PASSED + 1)); echo "== $name: ok ($((SECONDS - t0)) s)"
     else
         FAILED=$((FAILED + 1)); FAILED_NAMES="$FAILED_NAMES $name"

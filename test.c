@@ -43,8 +43,9 @@
  *   WBGC_VERIFY=1           every heap verifies every cycle (the collector
  *                           reads it; tests that expect no on_error then
  *                           fail on any object the verifier finds lost)
- * The runner unsets WBGC_GC_PERCENT and WBGC_TRACE at start: they override
- * the config, and each test relies on the config it sets. */
+ * The runner unsets WBGC_GC_PERCENT, WBGC_TRACE, WBGC_MODE and WBGC_MIN_HEAP
+ * at start: they override the config, and each test relies on the config it
+ * sets. */
 
 #define WBGC_IMPLEMENTATION
 #include "wbgc.h"
@@ -52,6 +53,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1212,6 +1214,108 @@ static void test_registered_roots(void)
     free(dyn);
 }
 
+/* Thread-local storage is not a root; a thread-local variable registered
+   with wbgc_add_roots is one, on every thread (the header, ON ROOTS). */
+#define TLS_N 3
+#define TLS_SZ 200
+static __thread void *g_tls_root[2];   /* [0]: a chain of TLS_N objects */
+
+/* allocated_in: p is an allocated object of h (its allocation bit set). */
+static int allocated_in(wbgc_heap *h, const void *q)
+{
+    wbgc__span *s = wbgc__span_of(h, (uintptr_t)q);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)q - s->base) * s->divmagic) >> 32);
+    return i < s->nelems && ((WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1);
+}
+
+/* tls_hold: a chain of TLS_N scanned objects, each with a pattern after
+   its link word, stored into this thread's g_tls_root[0] only. */
+static NOINLINE void tls_hold(wbgc_p *p, uint64_t seed)
+{
+    void **next = NULL;
+    for (int i = TLS_N - 1; i >= 0; i--) {
+        void **o = wbgc_alloc(p, TLS_SZ);
+        if (!o) {
+            FAILF("allocation failed");
+            return;
+        }
+        fill_pat(o + 1, TLS_SZ - sizeof(void *), seed + (uint64_t)i);
+        wbgc_write(p, &o[0], next);
+        next = o;
+    }
+    wbgc_write(p, &g_tls_root[0], next);
+}
+
+/* tls_check: the chain is whole: every object allocated, its pattern kept. */
+static NOINLINE size_t tls_check(wbgc_heap *h, uint64_t seed)
+{
+    size_t bad = 0;
+    void **o = g_tls_root[0];
+    for (int i = 0; i < TLS_N; i++) {
+        if (!o || !allocated_in(h, o)) return bad + (size_t)(TLS_N - i);
+        bad += check_pat(o + 1, TLS_SZ - sizeof(void *), seed + (uint64_t)i) != 0;
+        o = o[0];
+    }
+    return bad;
+}
+
+/* tls_run: on the calling thread (attached as p): register this thread's
+   g_tls_root, hold a chain there only, run several full collections with
+   garbage in between (its memory reused), check the chain each time; then
+   unregister it, as a thread must before it exits. */
+static NOINLINE void tls_run(wbgc_heap *h, wbgc_p *p, uint64_t seed, const char *who)
+{
+    uint64_t rng = seed;
+    if (wbgc_add_roots(h, g_tls_root, sizeof g_tls_root) != 0) {
+        FAILF("%s: wbgc_add_roots of a thread-local variable failed", who);
+        return;
+    }
+    tls_hold(p, seed);
+    for (int r = 0; r < 4; r++) {
+        churn(p, 4 * MB, TLS_SZ, &rng);
+        scrub_stack();
+        wbgc_collect(p);
+        size_t bad = tls_check(h, seed);
+        CHECKF(bad == 0, "%s, collection %d: %zu of the %d objects held by a registered "
+               "thread-local variable freed or changed", who, r + 1, bad, TLS_N);
+    }
+    wbgc_write(p, &g_tls_root[0], NULL);
+    wbgc_remove_roots(h, g_tls_root);
+}
+
+typedef struct tls_arg { wbgc_heap *h; uint64_t seed; } tls_arg;
+
+static void *tls_thread(void *argp)
+{
+    tls_arg *a = argp;
+    wbgc_p *p = wbgc_attach(a->h);
+    if (!p) {
+        FAILF("attach failed");
+        return NULL;
+    }
+    tls_run(a->h, p, a->seed, "a pthread");
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void test_tls_registered_root(void)
+{
+    for (int check = 0; check < 2; check++) {
+        errlog log;
+        wbgc_heap *h = open_heap(&log, 100, check ? WBGC_CHECK : 0, -1, 0);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        tls_run(h, p, 1000 + (uint64_t)check, check ? "the main thread, check mode" : "the main thread");
+        tls_arg a = {h, 2000 + (uint64_t)check};
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, tls_thread, &a) == 0);
+        join_blocking(p, t);
+        CLOSE_HEAP(h, p, &log);   /* check mode: no store into the variables reported */
+    }
+}
+
 /* =========================================================================
    8. a 10-million-node list
    ========================================================================= */
@@ -2195,6 +2299,148 @@ static void test_env_gc_percent(void)
     uint64_t c = cycles_of(h);
     CHECKF(c >= 3, "WBGC_GC_PERCENT=25 over a config of -1: %llu cycles for 48 MB", (unsigned long long)c);
     CLOSE_HEAP(h, p, &log);
+}
+
+/* small_program_cycles: a small program (garbage only, 64-byte objects at
+   most, `bytes` in all) on heap h; returns the cycles it ran. */
+static NOINLINE uint64_t small_program_cycles(wbgc_heap *h, wbgc_p *p, size_t bytes)
+{
+    uint64_t rng = 77, c0 = cycles_of(h);
+    churn(p, bytes, 48, &rng);
+    return cycles_of(h) - c0;
+}
+
+/* wbgc_config.min_heap sets the floor of the heap goal as given, not
+   scaled by gc_percent; 0 keeps the default (4 MiB x gc_percent/100, at
+   least 256 KiB); below 64 KiB counts as 64 KiB. A lower floor makes a small
+   program collect more often; the goal still follows what is live above
+   it. */
+static void test_min_heap_config(void)
+{
+    static const struct { int gcp; size_t min_heap; uint64_t goal; } cases[] = {
+        {1, 0, 256 * KB}, {50, 0, 2 * MB}, {100, 0, 4 * MB}, {200, 0, 8 * MB},
+        {1, 64 * KB, 64 * KB}, {1, 1, 64 * KB}, {1, 100 * KB, 100 * KB},
+        {200, 64 * KB, 64 * KB}, {1, 8 * MB, 8 * MB},
+    };
+    uint64_t cyc[ARRAY_LEN(cases)];
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        errlog log;
+        wbgc_config cfg;
+        errlog_init(&log);
+        wbgc_config_default(&cfg);
+        CHECK(cfg.min_heap == 0);
+        cfg.gc_percent = cases[i].gcp;
+        cfg.min_heap = cases[i].min_heap;
+        cfg.flags = WBGC_STW | g_extra_flags;
+        cfg.on_error = errlog_cb;
+        cfg.user = &log;
+        wbgc_heap *h = wbgc_heap_new(&cfg);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        uint64_t goal = get_stats(h).heap_goal;
+        CHECKF(goal == cases[i].goal, "gc_percent %d, min_heap %zu: heap goal %llu, want %llu",
+               cases[i].gcp, cases[i].min_heap, (unsigned long long)goal,
+               (unsigned long long)cases[i].goal);
+        cyc[i] = small_program_cycles(h, p, scaled(8 * MB));
+        CLOSE_HEAP(h, p, &log);
+    }
+    /* gc_percent 1: 64 KiB against the default 256 KiB; 8 MiB, more than
+       the program ever allocates at once: hardly a cycle */
+    CHECKF(cyc[4] >= 3 * cyc[0] && cyc[0] > 0, "gc_percent 1: %llu cycles with min_heap 64 KiB, "
+           "%llu with the default (want at least 3x)", (unsigned long long)cyc[4],
+           (unsigned long long)cyc[0]);
+    CHECKF(cyc[5] >= 3 * cyc[0], "gc_percent 1, min_heap 1 (counts as 64 KiB): %llu cycles, %llu "
+           "with the default", (unsigned long long)cyc[5], (unsigned long long)cyc[0]);
+    CHECKF(cyc[8] <= 2, "gc_percent 1, min_heap 8 MiB, 8 MiB allocated: %llu cycles",
+           (unsigned long long)cyc[8]);
+    note("stop-the-world, 8 MiB of small garbage, gc_percent 1: %llu cycles under the default "
+         "floor, %llu with min_heap 64 KiB, %llu with 8 MiB", (unsigned long long)cyc[0],
+         (unsigned long long)cyc[4], (unsigned long long)cyc[8]);
+}
+
+/* WBGC_MIN_HEAP=N[K|M|G] lowers (or raises) the floor of the heap goal:
+   with WBGC_GC_PERCENT=1 and WBGC_MIN_HEAP=64K a small program collects
+   every 64 KiB or so, about four times as often as under the default floor
+   of 256 KiB. Values that are not a byte count are reported and ignored;
+   below 64 KiB count as 64 KiB. Stop-the-world heaps, whose cycle count is
+   the allocation over the goal, and one concurrent heap, whose cycles
+   overlap the allocation. */
+static void test_env_min_heap(void)
+{
+    static const struct { const char *env; uint64_t goal; int bad; } cases[] = {
+        {NULL, 256 * KB, 0},   /* the default floor: 4 MiB x 1%, at least 256 KiB */
+        {"64K", 64 * KB, 0},  {"64k", 64 * KB, 0}, {"65536", 64 * KB, 0},
+        {"1K", 64 * KB, 0},   /* below the lowest: 64 KiB */
+        {"0", 256 * KB, 0},   /* 0: the default */
+        {"1M", 1 * MB, 0},    {"2m", 2 * MB, 0},
+        {"64X", 256 * KB, 1}, {"abc", 256 * KB, 1}, {"-64K", 256 * KB, 1},
+        {"64KB", 256 * KB, 1}, {"99999999999999999999999", 256 * KB, 1},
+    };
+    uint64_t cycles_default = 0, cycles_64k = 0;
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        errlog log;
+        setenv("WBGC_GC_PERCENT", "1", 1);
+        if (cases[i].env) setenv("WBGC_MIN_HEAP", cases[i].env, 1);
+        wbgc_heap *h = open_heap(&log, 100, WBGC_STW, -1, 0);
+        unsetenv("WBGC_GC_PERCENT");
+        unsetenv("WBGC_MIN_HEAP");
+        REQUIRE(h);
+        const char *what = cases[i].env ? cases[i].env : "(unset)";
+        uint64_t goal = get_stats(h).heap_goal;
+        CHECKF(goal == cases[i].goal, "WBGC_MIN_HEAP=%s, WBGC_GC_PERCENT=1: heap goal %llu, want %llu",
+               what, (unsigned long long)goal, (unsigned long long)cases[i].goal);
+        int n = errlog_count(&log);
+        if (cases[i].bad)
+            CHECKF(n == 1 && ci_contains(errlog_msg(&log, 0), "WBGC_MIN_HEAP") &&
+                       ci_contains(errlog_msg(&log, 0), cases[i].env),
+                   "WBGC_MIN_HEAP=%s: %d report(s), want one naming the variable and value: \"%s\"",
+                   what, n, errlog_msg(&log, 0));
+        else
+            CHECKF(n == 0, "WBGC_MIN_HEAP=%s: %d report(s): %s", what, n, errlog_msg(&log, 0));
+        if (i <= 1) {
+            wbgc_p *p = wbgc_attach(h);
+            REQUIRE(p);
+            uint64_t c = small_program_cycles(h, p, scaled(16 * MB));
+            if (i == 0) cycles_default = c;
+            else cycles_64k = c;
+            goal = get_stats(h).heap_goal;
+            CHECKF(goal == cases[i].goal, "WBGC_MIN_HEAP=%s: heap goal %llu after %llu cycles, "
+                   "want %llu", what, (unsigned long long)goal, (unsigned long long)c,
+                   (unsigned long long)cases[i].goal);
+            CLOSE_HEAP(h, p, &log);
+        } else {
+            CLOSE_HEAP_ERRS_OK(h, NULL, &log);
+        }
+    }
+    CHECKF(cycles_64k >= 3 * cycles_default && cycles_default > 0,
+           "stop-the-world, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, "
+           "%llu without (want at least 3x)", (unsigned long long)cycles_64k,
+           (unsigned long long)cycles_default);
+    note("stop-the-world, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, "
+         "%llu with the default floor", (unsigned long long)cycles_64k,
+         (unsigned long long)cycles_default);
+    /* the concurrent collector (the default mode), as a program run with
+       WBGC_GC_PERCENT=1 WBGC_MIN_HEAP=64K would have it */
+    uint64_t conc[2];
+    for (int k = 0; k < 2; k++) {
+        errlog log;
+        setenv("WBGC_GC_PERCENT", "1", 1);
+        if (k) setenv("WBGC_MIN_HEAP", "64K", 1);
+        wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+        unsetenv("WBGC_GC_PERCENT");
+        unsetenv("WBGC_MIN_HEAP");
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        conc[k] = small_program_cycles(h, p, scaled(16 * MB));
+        CLOSE_HEAP(h, p, &log);
+    }
+    CHECKF(conc[1] >= 2 * conc[0] && conc[0] > 0,
+           "concurrent, gc_percent 1, 16 MiB of garbage: %llu cycles with WBGC_MIN_HEAP=64K, %llu "
+           "without (want at least 2x)", (unsigned long long)conc[1], (unsigned long long)conc[0]);
+    note("concurrent: %llu cycles with WBGC_MIN_HEAP=64K, %llu with the default floor",
+         (unsigned long long)conc[1], (unsigned long long)conc[0]);
 }
 
 /* =========================================================================
@@ -4633,7 +4879,8 @@ static void test_flush_stops_when_work_full(void)
         p->wbbuf[2 * i + 1] = NULL;
     }
     p->fast.wb_next = p->wbbuf + 2 * N;
-    CHECKF(wbgc__wb_flush_fast(p) == 0, "the general-register flush finished with no room left");
+    void *args[3] = {p, NULL, NULL};  /* as the trampoline passes them */
+    CHECKF(wbgc__wb_flush_fast(args) == 0, "the general-register flush finished with no room left");
     CHECKF(p->fast.wb_next == p->wbbuf + 2 * (N - DONE), "%td words left in the buffer, want %d",
            p->fast.wb_next - p->wbbuf, 2 * (N - DONE));
     for (int i = 0; i < N; i++)
@@ -4768,6 +5015,93 @@ static void test_batched_stores(void)
     CHECKF(errlog_has_ptr(&log, e0, bad), "the report does not name the bad slot %p", (void *)bad);
     CHECK(obj[0] == v && *bad == v && obj[2] == v);
     free(bad);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+#if WBGC__HAVE_AMD64
+#define TEST_FAST_FLUSH WBGC__AMD64_FAST_FLUSH  /* the general-register flush is there */
+#else
+#define TEST_FAST_FLUSH 0                       /* the portable barrier: every flush full */
+#endif
+
+/* Check mode sends every barriered store to the flush. On the amd64 path the
+   trampoline's general-register flush validates a store into a heap object
+   or the thread's own stack, of a live object, NULL or a non-pointer, with
+   no lock and no call, so such a store does not pay for saving the vector
+   state (p->wb_full_flushes counts the flushes that did), nor does one
+   into the root region the P's last root store went to, until a region is
+   added or removed; a store it cannot prove valid (into another root
+   region, or a bad one) takes the full flush, which reports what is
+   wrong. */
+static void test_check_mode_flush_general_regs(void)
+{
+    enum { N = 1000 };
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    static void *root[4];
+    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
+    void **volatile field = wbgc_alloc(p, 8 * sizeof(void *));
+    void *volatile obj = wbgc_alloc(p, 48);
+    void *local[4] = {NULL, NULL, NULL, NULL};
+    REQUIRE(field && obj);
+    uint64_t flushes0 = p->wb_flushes, full0 = p->wb_full_flushes;
+    for (int i = 0; i < N; i++) {
+        wbgc_write(p, &field[i & 7], obj);                      /* a live object, heap slot */
+        wbgc_write(p, &field[(i + 1) & 7], NULL);               /* NULL */
+        wbgc_write(p, &local[i & 3], obj);                      /* own stack */
+        wbgc_write(p, &field[(i + 2) & 7], (void *)(uintptr_t)0x1234);  /* not a pointer */
+    }
+    wbgc_write2(p, &field[0], obj, &field[1], obj);
+    void *const slots[2] = {&field[2], &field[3]}, *const vals[2] = {obj, NULL};
+    wbgc_write_n(p, slots, vals, 2);
+    void *pair[2] = {obj, obj};
+    wbgc_memmove(p, (void *)&field[4], pair, sizeof pair);
+    uint64_t flushes = p->wb_flushes - flushes0, full = p->wb_full_flushes - full0;
+    CHECKF(flushes == 4 * N + 6, "%llu flushes for %d barriered stores", (unsigned long long)flushes,
+           4 * N + 6);
+    CHECKF(full == 0 || !TEST_FAST_FLUSH,
+           "%llu of %llu valid stores saved the vector state (took the full flush)",
+           (unsigned long long)full, (unsigned long long)flushes);
+    CHECKF(errlog_count(&log) == 0, "valid stores reported: \"%s\"", errlog_msg(&log, 0));
+    CHECK(field[0] == obj && field[1] == obj && field[2] == obj && field[3] == NULL &&
+          field[4] == obj && field[5] == obj && local[0] == obj);
+    /* a registered root region: the full flush (under the roots' lock)
+       finds it, then the P remembers it until a region is added or removed */
+    static void *root2[2];
+    uint64_t want[4] = {1, 0, 1, 0};
+    for (int step = 0; step < 4; step++) {
+        if (step == 2) REQUIRE(wbgc_add_roots(h, root2, sizeof root2) == 0);  /* forgets */
+        uint64_t rf0 = p->wb_full_flushes;
+        for (int i = 0; i < 10; i++) wbgc_write(p, &root[i & 3], obj);
+        uint64_t rf = p->wb_full_flushes - rf0;
+        CHECKF(rf == (TEST_FAST_FLUSH ? want[step] : 10),
+               "10 stores into a root region (step %d): %llu full flushes, want %llu", step,
+               (unsigned long long)rf, (unsigned long long)(TEST_FAST_FLUSH ? want[step] : 10));
+    }
+    CHECKF(errlog_count(&log) == 0, "a store into a root region reported: \"%s\"", errlog_msg(&log, 0));
+    /* a region removed is no place for a GC pointer any more: reported */
+    for (int i = 0; i < 4; i++) wbgc_write(p, &root[i], NULL);
+    wbgc_remove_roots(h, root);
+    wbgc_write(p, &root[1], obj);
+    CHECKF(errlog_count(&log) == 1 && errlog_has_ptr(&log, 0, &root[1]),
+           "a GC pointer stored into a root region after wbgc_remove_roots: %d reports: \"%s\"",
+           errlog_count(&log), errlog_msg(&log, 0));
+    root[1] = NULL;
+    /* a GC pointer into malloc memory: reported */
+    void **bad = malloc(sizeof *bad);
+    REQUIRE(bad);
+    int e0 = errlog_count(&log);
+    wbgc_write(p, bad, obj);
+    CHECKF(errlog_count(&log) == e0 + 1 && errlog_has_ptr(&log, e0, bad),
+           "a GC pointer stored into malloc memory: %d reports: \"%s\"", errlog_count(&log) - e0,
+           errlog_msg(&log, e0));
+    free(bad);
+    note("%llu valid barriered stores in check mode, %llu through the vector-saving flush",
+         (unsigned long long)flushes, (unsigned long long)full);
+    wbgc_remove_roots(h, root2);
     CLOSE_HEAP_ERRS_OK(h, p, &log);
 }
 
@@ -4922,10 +5256,15 @@ static void test_amd64_trampoline_preserves_registers(void)
         REQUIRE(p);
         void *val = wbgc_alloc(p, 32);
         if (mode == 0) {
-            /* check mode: every flush is the full one, and reports the
-               store into malloc memory */
-            for (int round = 0; round < 3; round++)
-                tramp_check(h, p, &log, avx, slotp, val, 1, 1, "check mode");
+            /* check mode: a store the general-register flush cannot prove
+               valid takes the full flush, which reports the store into
+               malloc memory; a valid one (into a heap object) does not */
+            void **field = wbgc_alloc(p, 4 * sizeof(void *));
+            REQUIRE(field);
+            for (int round = 0; round < 3; round++) {
+                tramp_check(h, p, &log, avx, slotp, val, 1, 1, "check mode, a bad store");
+                tramp_check(h, p, &log, avx, &field[round], val, 0, 0, "check mode, a valid store");
+            }
         } else {
             /* marking off: the general-register flush only resets */
             tramp_check(h, p, &log, avx, slotp, val, 0, 0, "marking off");
@@ -5753,6 +6092,189 @@ static void test_thread_exit_detaches(void)
     }
 }
 
+/* Rule 5: no wbgc call is async-signal-safe. Check mode finds the two ways
+   a program breaks it: a signal handler that calls wbgc on the P of the
+   thread it interrupted while that thread is inside a wbgc call, and a
+   (sig)longjmp out of a wbgc call, found at the P's next call. A user gets
+   control inside a wbgc call through on_error: here the report of an
+   allocation larger than any heap can be, from inside wbgc_alloc. */
+#define RX_HUGE ((size_t)1 << 60)
+
+typedef struct reentry_ctx {
+    errlog log;
+    int arm;            /* at the next "larger than any heap" report: 1 send
+                           SIGUSR1 to this thread, 2 siglongjmp to jb */
+    sigjmp_buf jb;
+} reentry_ctx;
+
+static wbgc_p *volatile g_rx_p;
+static void **volatile g_rx_slot;
+static void *volatile g_rx_val;
+static void *volatile g_rx_got;
+static volatile int g_rx_handled;
+
+static void reentry_cb(const char *message, void *user)
+{
+    reentry_ctx *c = user;
+    errlog_cb(message, &c->log);
+    if (!c->arm || !strstr(message, "larger than any heap")) return;
+    int how = c->arm;
+    c->arm = 0;
+    if (how == 1) pthread_kill(pthread_self(), SIGUSR1);   /* delivered before it returns */
+    else siglongjmp(c->jb, 1);
+}
+
+/* reentry_handler: the SIGUSR1 handler: allocates, polls and stores
+   through the barrier on the interrupted thread's P. */
+static void reentry_handler(int sig)
+{
+    (void)sig;
+    g_rx_got = wbgc_alloc(g_rx_p, 32);
+    wbgc_safepoint(g_rx_p);
+    wbgc_write(g_rx_p, g_rx_slot, g_rx_val);
+    g_rx_handled++;
+}
+
+static wbgc_heap *reentry_heap(reentry_ctx *c)
+{
+    wbgc_config cfg;
+    errlog_init(&c->log);
+    c->arm = 0;
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = -1;
+    cfg.flags = WBGC_CHECK | g_extra_flags;
+    cfg.on_error = reentry_cb;
+    cfg.user = c;
+    return wbgc_heap_new(&cfg);
+}
+
+/* reentry_msg_ok: report i names the call made, the call the P is inside,
+   the P, the thread and rule 5. */
+static int reentry_msg_ok(errlog *l, int i, const char *call, const char *inside, wbgc_p *p)
+{
+    char tid[32], in[64];
+    snprintf(tid, sizeof tid, "%#lx", wbgc__thread_id(pthread_self()));
+    snprintf(in, sizeof in, "%s(", call);
+    const char *m = errlog_msg(l, i);
+    return ci_contains(m, "wbgc: misuse") && ci_contains(m, in) && ci_contains(m, inside) &&
+           ci_contains(m, "rule 5") && ci_contains(m, tid) && errlog_has_ptr(l, i, p);
+}
+
+static void test_reentry_from_signal_handler_check_mode(void)
+{
+    for (int onstack = 0; onstack < 2; onstack++) {
+        reentry_ctx c;
+        wbgc_heap *h = reentry_heap(&c);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        void **volatile holder = wbgc_alloc(p, 4 * sizeof(void *));
+        void *volatile val = wbgc_alloc(p, 48);
+        REQUIRE(holder && val);
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = reentry_handler;
+        sa.sa_flags = onstack ? SA_ONSTACK : 0;   /* the runner's alternate stack */
+        sigemptyset(&sa.sa_mask);
+        REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+        g_rx_p = p;
+        g_rx_slot = &holder[1];
+        g_rx_val = val;
+        g_rx_got = (void *)1;
+        g_rx_handled = 0;
+        c.arm = 1;
+        int e0 = errlog_count(&c.log);
+        void *volatile r = wbgc_alloc(p, RX_HUGE);   /* on_error, inside it, sends the signal */
+        sigaction(SIGUSR1, &old, NULL);
+        int n = errlog_count(&c.log) - e0;
+        const char *how = onstack ? "on the alternate stack" : "on the thread's stack";
+        CHECKF(r == NULL, "the oversize allocation returned %p", (void *)r);
+        CHECKF(g_rx_handled == 1, "%s: the handler ran %d times", how, g_rx_handled);
+        CHECKF(n == 4, "%s: %d reports (want the oversize allocation and the handler's three calls)",
+               how, n);
+        CHECKF(ci_contains(errlog_msg(&c.log, e0), "larger than any heap"), "first report: \"%s\"",
+               errlog_msg(&c.log, e0));
+        static const char *const calls[3] = {"wbgc_alloc", "wbgc_safepoint", "wbgc_write"};
+        for (int i = 0; i < 3 && i + 1 < n; i++)
+            CHECKF(reentry_msg_ok(&c.log, e0 + 1 + i, calls[i], "inside wbgc_alloc", p),
+                   "%s: report %d should name %s, \"inside wbgc_alloc\", the P %p, this thread "
+                   "and rule 5: \"%s\"", how, i + 1, calls[i], (void *)p,
+                   errlog_msg(&c.log, e0 + 1 + i));
+        CHECKF(g_rx_got == NULL, "%s: the handler's wbgc_alloc returned %p, not NULL", how, g_rx_got);
+        CHECKF(holder[1] == val, "%s: the handler's barriered store did not go ahead", how);
+        /* after the interrupted call returned, the P is quiet again */
+        e0 = errlog_count(&c.log);
+        void *volatile q = wbgc_alloc(p, 32);
+        wbgc_write(p, &holder[2], q);
+        wbgc_safepoint(p);
+        wbgc_collect(p);
+        CHECKF(q != NULL && holder[1] == val && holder[2] == q, "%s: the P no longer works", how);
+        CHECKF(errlog_count(&c.log) == e0, "%s: correct use after the handler reported: \"%s\"", how,
+               errlog_msg(&c.log, e0));
+        g_rx_p = NULL;
+        CLOSE_HEAP_ERRS_OK(h, p, &c.log);
+    }
+}
+
+static void test_longjmp_out_of_call_check_mode(void)
+{
+    /* the P's next call after the jump, from this same frame */
+    static const char *const next[] = {"wbgc_alloc", "wbgc_safepoint", "wbgc_collect",
+                                       "wbgc_memmove", "wbgc_alloc_noscan", "wbgc_write",
+                                       "wbgc_blocking_begin", "wbgc_detach"};
+    for (int k = 0; k < (int)ARRAY_LEN(next); k++) {
+        reentry_ctx c;
+        wbgc_heap *h = reentry_heap(&c);
+        REQUIRE(h);
+        wbgc_p *p = wbgc_attach(h);
+        REQUIRE(p);
+        void **volatile holder = wbgc_alloc(p, 4 * sizeof(void *));
+        REQUIRE(holder);
+        volatile int jumped = 0;
+        c.arm = 2;
+        int e0 = errlog_count(&c.log);
+        if (sigsetjmp(c.jb, 1) == 0) {
+            void *volatile r = wbgc_alloc(p, RX_HUGE);   /* on_error jumps out of it */
+            FAILF("on_error did not jump (wbgc_alloc returned %p)", (void *)r);
+        } else {
+            jumped = 1;
+        }
+        CHECK(jumped);
+        CHECKF(errlog_count(&c.log) == e0 + 1, "%d reports before the next call",
+               errlog_count(&c.log) - e0);
+        e0 = errlog_count(&c.log);
+        void *volatile got = (void *)1;
+        void *pair[2] = {NULL, NULL};
+        switch (k) {
+        case 0: got = wbgc_alloc(p, 32); break;
+        case 1: wbgc_safepoint(p); break;
+        case 2: wbgc_collect(p); break;
+        case 3: wbgc_memmove(p, holder, pair, sizeof pair); break;
+        case 4: got = wbgc_alloc_noscan(p, 32); break;
+        case 5: wbgc_write(p, &holder[1], holder); break;   /* the store goes ahead */
+        case 6: wbgc_blocking_begin(p); break;              /* does nothing: not blocked */
+        case 7: wbgc_detach(p); break;                      /* does nothing: still attached */
+        }
+        CHECKF(errlog_count(&c.log) == e0 + 1, "%s after a siglongjmp out of wbgc_alloc: %d reports",
+               next[k], errlog_count(&c.log) - e0);
+        CHECKF(reentry_msg_ok(&c.log, e0, next[k], "wbgc_alloc", p) &&
+                   ci_contains(errlog_msg(&c.log, e0), "longjmp"),
+               "the report should name %s, the call jumped out of (wbgc_alloc), longjmp, the P %p, "
+               "this thread and rule 5: \"%s\"", next[k], (void *)p, errlog_msg(&c.log, e0));
+        if (k == 0 || k == 4) CHECKF(got == NULL, "%s after the jump returned %p", next[k], got);
+        if (k == 5) CHECKF(holder[1] == (void *)holder, "the reported barrier's store did not go ahead");
+        /* reported once: the P works again */
+        e0 = errlog_count(&c.log);
+        void *volatile q = wbgc_alloc(p, 32);
+        wbgc_write(p, &holder[0], q);
+        wbgc_collect(p);
+        CHECKF(q != NULL && holder[0] == q, "the P does not work after the report");
+        CHECKF(errlog_count(&c.log) == e0, "correct use after the report was reported: \"%s\"",
+               errlog_msg(&c.log, e0));
+        CLOSE_HEAP_ERRS_OK(h, p, &c.log);
+    }
+}
+
 /* The randomized API test: tests/fuzz.c (WBGC_FUZZ_SEED, WBGC_FUZZ_SECONDS). */
 #include "tests/fuzz.c"
 
@@ -5776,6 +6298,7 @@ static const test_case g_tests[] = {
     {"noscan_holds_nothing", test_noscan_holds_nothing},
     {"large_objects", test_large_objects},
     {"registered_roots", test_registered_roots},
+    {"tls_registered_root", test_tls_registered_root},
     {"long_list", test_long_list},
     {"threads_exchange", test_threads_exchange},
     {"threads_incremental", test_threads_incremental},
@@ -5791,6 +6314,8 @@ static const test_case g_tests[] = {
     {"stats", test_stats},
     {"pacing", test_pacing},
     {"env_gc_percent", test_env_gc_percent},
+    {"env_min_heap", test_env_min_heap},
+    {"min_heap_config", test_min_heap_config},
     {"no_stack_scan", test_no_stack_scan},
     {"attach_detach_storm", test_attach_detach_storm},
     {"attach_churn_memory", test_attach_churn_memory},
@@ -5829,6 +6354,9 @@ static const test_case g_tests[] = {
     {"alloc_null_p_reported", test_alloc_null_p_reported},
     {"stall_reports_stuck_thread", test_stall_reports_stuck_thread},
     {"thread_exit_detaches", test_thread_exit_detaches},
+    {"reentry_from_signal_handler_check_mode", test_reentry_from_signal_handler_check_mode},
+    {"longjmp_out_of_call_check_mode", test_longjmp_out_of_call_check_mode},
+    {"check_mode_flush_general_regs", test_check_mode_flush_general_regs},
     {"tree_reverse_concurrent", test_tree_reverse_concurrent},
     {"tree_reverse_incremental", test_tree_reverse_incremental},
     {"fuzz_concurrent", test_fuzz_concurrent},
@@ -5929,6 +6457,7 @@ static void read_env(void)
     unsetenv("WBGC_GC_PERCENT");
     unsetenv("WBGC_TRACE");
     unsetenv("WBGC_MODE");
+    unsetenv("WBGC_MIN_HEAP");
 }
 
 int main(int argc, char **argv)

@@ -29,12 +29,38 @@
        wbgc_detach(p);
        wbgc_heap_free(h);
 
+   THE RULES (misuse reports cite them by number; README.md has them too)
+
+   1. Every thread that touches the heap holds its own P (wbgc_attach) and
+      passes it to every call.
+   2. Every store of a GC pointer into memory other than the storing
+      thread's own stack (a heap object, a registered root region) goes
+      through wbgc_write or wbgc_memmove, NULL stores included. In WBGC_STW
+      mode plain stores are allowed.
+   3. A P reaches a safepoint often (allocation is one; wbgc_safepoint in
+      long loops that do not allocate); a thread that blocks brackets the
+      blocking with wbgc_blocking_begin/end.
+   4. GC pointers kept in malloc memory or in thread-local storage are
+      invisible to the collector unless that memory is registered with
+      wbgc_add_roots.
+   5. No wbgc call is async-signal-safe: a signal handler calls none, and
+      no wbgc call is left by longjmp or siglongjmp (out of on_error, or out
+      of a handler of a signal that came during the call): the heap's locks
+      and the P would stay as the jump left them.
+
    OPTIONS (wbgc_config; wbgc_config_default fills the defaults)
 
        gc_percent    100   a cycle starts when the heap has grown this many
-                           percent over what the last cycle found live (with a
-                           4 MiB minimum scaled the same way); negative: no
-                           automatic cycles. Environment: WBGC_GC_PERCENT=N|off
+                           percent over what the last cycle found live (but
+                           never aims below min_heap); negative: no automatic
+                           cycles. Environment: WBGC_GC_PERCENT=N|off
+       min_heap      0     the floor of the heap goal, in bytes: a cycle never
+                           aims at a smaller heap. 0: 4 MiB scaled by
+                           gc_percent/100, at least 256 KiB. Set, it is the
+                           floor as given (not scaled), at least 64 KiB
+                           (smaller values count as 64 KiB). Lower it to make
+                           a small program collect often (tests, debugging).
+                           Environment: WBGC_MIN_HEAP=N, NK, NM or NG bytes
        memory_limit  0     soft limit on bytes in objects: cycles run to stay
                            under it; an allocation that would still exceed it
                            after a full cycle fails (NULL, after on_error)
@@ -80,9 +106,9 @@
    (the argument of pthread_create is memory the collector cannot see); the
    new thread attaches, copies it to its stack, and clears the slot. A
    thread detaches before it tells anyone that it is done (the heap may be
-   freed only when no P is attached). Thread-local storage is never
-   scanned. A stack is scanned from its stack pointer to its base, so a big
-   stack costs nothing until it is used.
+   freed only when no P is attached). Thread-local storage is not a root
+   (ON ROOTS). A stack is scanned from its stack pointer to its base, so a
+   big stack costs nothing until it is used.
 
    ON FORK
 
@@ -117,6 +143,17 @@
    is registered. Objects from wbgc_alloc are scanned conservatively in whole;
    objects from wbgc_alloc_noscan are never scanned (strings, numbers).
 
+   Thread-local storage (__thread and _Thread_local variables, values kept
+   with pthread_setspecific) is not a root, on any thread. A GC pointer that
+   lives in a thread-local variable needs the variable registered: the
+   thread (or any thread, with its address) calls wbgc_add_roots(h, &var,
+   sizeof var), stores into it with wbgc_write (rule 2), and the region is
+   removed with wbgc_remove_roots before the thread exits (its storage goes
+   with it). glibc puts a pthread's static TLS inside its stack mapping,
+   above the stack, where the stack scan happens to see it; that is not
+   promised (the main thread's TLS lies elsewhere), and a program must not
+   rely on it.
+
    ON WRITE BARRIERS
 
    Every store of a GC pointer into memory other than the storing thread's own
@@ -129,7 +166,12 @@
    marks; while one marks, it appends the old and new pointer to this P's
    buffer, and a full buffer is shaded in one batch. WBGC_CHECK validates
    every store (where it lands, what it points to) and poisons freed
-   objects, reporting a write into one when its memory is reused.
+   objects, reporting a write into one when its memory is reused. It sees
+   only the stores that go through the barrier: a missing barrier (a plain
+   store of a GC pointer where this section asks for wbgc_write) never
+   reaches it, and check mode cannot report it. What a missing barrier
+   does, an object freed while it is still reachable, is what WBGC_VERIFY
+   finds (ON VERIFYING).
 
    ON MISUSE
 
@@ -151,6 +193,19 @@
    invisible to check mode: WBGC_VERIFY finds the object it loses once a
    marked object or a root region points to it (see below).
 
+   Rule 5 in WBGC_CHECK mode: every call marks its P while it runs (check
+   mode sends every call out of line, but for the few instructions of the
+   inline barrier's append), and a call that finds its P marked is
+   reported, naming the call, the P, its thread and the call the P is
+   inside: a signal handler that calls wbgc on the P of the thread it
+   interrupted inside a wbgc call, an on_error that calls wbgc with the P
+   of the call reporting (on_error runs inside that call), and a longjmp or
+   siglongjmp out of a call, found at the P's next call (when that call is
+   made from the jump's target frame or above, the report says a jump left
+   the call, and is made once). The reported call does nothing else (a
+   barrier's store goes ahead). A handler that calls wbgc while its thread
+   runs its own code is not seen, nor is anything outside check mode.
+
    ON VERIFYING (WBGC_VERIFY)
 
    A debug mode, like Go's GODEBUG=gccheckmark=1: in the final pause of
@@ -170,8 +225,8 @@
    WHAT WBGC DOES NOT DO
 
    It does not move objects, run finalizers, keep weak references, or see GC
-   pointers hidden in malloc memory, in thread-local storage of threads that
-   hold no P, or in disguised form (xor-ed, compressed).
+   pointers hidden in malloc memory or thread-local storage that is not
+   registered (ON ROOTS), or in disguised form (xor-ed, compressed).
 
    See README.md for the design, the rules in full, and measured numbers.
    Licence at the end of the file. */
@@ -228,6 +283,9 @@ typedef struct wbgc_config {
        "wbgc: warning", naming each P that holds it up and its thread;
        default 100; 0: never                                                */
     unsigned stall_report_ms;
+    /* the floor of the heap goal in bytes; 0: 4 MiB x gc_percent/100, at
+       least 256 KiB; else at least 64 KiB                                  */
+    size_t   min_heap;
 } wbgc_config;
 
 typedef struct wbgc_stats {
@@ -253,7 +311,8 @@ typedef struct wbgc_stats {
 WBGCDEF void       wbgc_config_default(wbgc_config *cfg);
 
 /* wbgc_heap_new makes a collector. NULL cfg: the defaults. The environment
-   (WBGC_GC_PERCENT, WBGC_TRACE) overrides cfg. Returns NULL on failure, after
+   (WBGC_GC_PERCENT, WBGC_MIN_HEAP, WBGC_TRACE, WBGC_VERIFY, WBGC_MODE)
+   overrides cfg. Returns NULL on failure, after
    calling cfg->on_error. Until wbgc_heap_free, a fork() stops the heap's
    world and leaves the child a usable heap (ON FORK, above). */
 WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg);
@@ -277,7 +336,8 @@ WBGCDEF wbgc_p    *wbgc_attach(wbgc_heap *h);
    without it (returning, pthread_exit, also inside a blocking region) has
    its Ps detached as it exits, by a thread-specific-data destructor; check
    mode reports that as misuse. No wbgc call is async-signal-safe: a signal
-   handler must not call one, nor longjmp out of one. */
+   handler must not call one, nor longjmp out of one (rule 5; check mode
+   reports both, ON MISUSE). */
 WBGCDEF void       wbgc_detach(wbgc_p *p);
 
 /* wbgc_blocking_begin/end bracket code that may block. Between them the
@@ -722,9 +782,24 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 #ifndef WBGC_WORKBUF_ENTRIES
 #define WBGC_WORKBUF_ENTRIES 510
 #endif
-/* The smallest heap goal at gc_percent 100 (scaled by gc_percent): below it,
-   cycles would run too often to be worth their fixed cost. */
+/* The smallest heap goal at gc_percent 100 (scaled by gc_percent, at least
+   256 KiB) unless min_heap says otherwise: below it, cycles would run too
+   often to be worth their fixed cost. */
 #define WBGC__MIN_HEAP     ((uint64_t)4 << 20)
+/* The lowest floor min_heap can set: 64 KiB, two spans of the largest
+   small size class. A P reports its allocation a span at a time, so below
+   a few spans nearly every refill would start a cycle, and a cycle has a
+   fixed cost (two pauses, a hand-shake with every P, a pass over every
+   size class) that no heap that small repays. */
+#define WBGC__MIN_HEAP_LOWEST ((uint64_t)64 << 10)
+
+/* wbgc__goal_floor: the smallest heap goal c allows (min_heap). */
+static uint64_t wbgc__goal_floor(const wbgc_config *c)
+{
+    if (c->min_heap) return c->min_heap < WBGC__MIN_HEAP_LOWEST ? WBGC__MIN_HEAP_LOWEST : c->min_heap;
+    uint64_t floor = WBGC__MIN_HEAP * (uint64_t)(c->gc_percent < 0 ? 0 : c->gc_percent) / 100;
+    return floor < (256u << 10) ? (256u << 10) : floor;
+}
 
 static void wbgc__panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void wbgc__panic(const char *fmt, ...)
@@ -944,6 +1019,19 @@ struct wbgc_p {
     jmp_buf     jb;                 /* the same, where no capture exists */
     uint32_t    alloc_black;        /* new objects born marked (mark phase) */
     uint32_t    check;              /* check mode: verify poison on reuse */
+    /* Check mode (rule 5, wbgc__enter): the wbgc call this P's thread is
+       inside, or NULL; its caller's stack pointer (the call's frames lie
+       below it); inside wbgc_memmove, the words the move writes, whose
+       barriers are its own. Owner only: written and read by the P's
+       thread, a signal handler on it included (signal fences order them
+       against the call). */
+    const char *in_call;
+    uintptr_t   in_call_sp;
+    uintptr_t   in_call_lo, in_call_hi;
+    /* Check mode: the root region the P's last store into one went to, as
+       of the heap's roots_gen (wbgc__check_store_fast). Owner only. */
+    uintptr_t   root_lo, root_hi;
+    uint64_t    root_gen;
     uint32_t    stack_black;        /* this cycle's scan of its stack is done,
                                        with the buffer drained just before:
                                        entries appended since need only their
@@ -1043,6 +1131,9 @@ struct wbgc_heap {
     pthread_mutex_t roots_lock;
     wbgc__root     *roots;
     size_t          nroots, roots_cap;
+    uint64_t        roots_gen;    /* +1 at every add and remove (roots_lock;
+                                     release): the Ps' check-mode caches of
+                                     one region go stale */
 
     /* Mark work lists. */
     pthread_mutex_t work_lock;
@@ -1129,6 +1220,88 @@ static int wbgc__check_p(wbgc_p *p, const char *fn)
         return -1;
     }
     return 0;
+}
+
+/* Check mode's guard against re-entering the heap on one P (rule 5). No
+   wbgc call is async-signal-safe, and none may be left by a jump. In check
+   mode a P is marked while its thread is inside a wbgc call (every call
+   check mode sends out of line: all of them but for the few instructions
+   of the inline barrier's append), and a call that finds its P marked
+   reports it: a signal handler that called wbgc on the P of the thread it
+   interrupted inside a call (or an on_error that called wbgc on the P of
+   the call reporting), or a longjmp or siglongjmp out of a call, found at
+   the P's next call. The two look alike; the stack pointer of the calls'
+   callers tells them apart when it can. While a call runs, everything
+   that runs meanwhile on its thread (a signal handler too) runs below its
+   caller's stack pointer, or on another stack, and it gets control only
+   through a signal frame (over 1 KiB on x86-64 and aarch64) or through
+   on_error (below wbgc__report's 1 KiB message); so a new call whose
+   caller is above that, on the thread's stack, proves the marked call's
+   frame gone: a jump, reported once, the mark dropped. WBGC__REENTRY_SLACK
+   leaves room for inline wrappers that were not inlined (-O0) between a
+   caller and the function that reads its stack pointer. Anything else may
+   be either (a jump followed by a call from deeper down): reported naming
+   both, the mark kept for the marked call to clear when it returns.
+
+   WBGC__CALLER_SP: the stack pointer of the caller of the function it is
+   expanded in (its CFA: on x86-64 and aarch64 alike, the same for every
+   function called from one place, whatever the size of its frame). */
+#define WBGC__CALLER_SP() ((uintptr_t)__builtin_dwarf_cfa())
+#define WBGC__REENTRY_SLACK 512
+
+static const char wbgc__fn_memmove[] = "wbgc_memmove";
+
+/* wbgc__reentered: wbgc__enter found p marked. Reports; returns 1 when the
+   marked call's frame is gone (the mark dropped), else -1. */
+static WBGC__NOINLINE int wbgc__reentered(wbgc_p *p, const char *fn, uintptr_t sp)
+{
+    const char *inside = p->in_call;
+    int on_stack = p->stack_lo == p->stack_hi || (sp >= p->stack_lo && sp <= p->stack_hi);
+    if (on_stack && sp + WBGC__REENTRY_SLACK >= p->in_call_sp) {
+        p->in_call = NULL;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        wbgc__report(p->heap, "wbgc: misuse: %s(p=%p) on thread %#lx: the P's call to %s never "
+                     "returned: a longjmp or siglongjmp left it, and left the P and the heap as "
+                     "they were at that moment (rule 5: no wbgc call is async-signal-safe, and none "
+                     "may be left by a jump)", fn, (void *)p, wbgc__thread_id(p->thread), inside);
+        return 1;
+    }
+    wbgc__report(p->heap, "wbgc: misuse: %s(p=%p) on thread %#lx while the P is inside %s: a "
+                 "signal handler (or on_error) called wbgc on the P of a thread inside a wbgc "
+                 "call, or a longjmp or siglongjmp left that call (rule 5: no wbgc call is "
+                 "async-signal-safe, and none may be left by a jump)",
+                 fn, (void *)p, wbgc__thread_id(p->thread), inside);
+    return -1;
+}
+
+/* wbgc__enter marks p inside call fn, sp its caller's stack pointer, and
+   returns 0; or, p marked already, reports and returns what
+   wbgc__reentered does: the call then does nothing else (but for a
+   barrier, whose store goes ahead). Check mode; p's own thread
+   (wbgc__check_p first). */
+static inline int wbgc__enter(wbgc_p *p, const char *fn, uintptr_t sp)
+{
+    if (WBGC__UNLIKELY(p->in_call != NULL)) return wbgc__reentered(p, fn, sp);
+    p->in_call = fn;
+    p->in_call_sp = sp;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* wbgc__leave ends what wbgc__enter marked (general registers only: the
+   amd64 trampoline's general-register flush marks the P too). */
+WBGC__GPR_INLINE void wbgc__leave(wbgc_p *p)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    p->in_call = NULL;
+}
+
+/* wbgc__memmove_own: is a barrier on slot one that wbgc_memmove runs for a
+   word it writes (not a re-entry)? */
+WBGC__GPR_INLINE int wbgc__memmove_own(const wbgc_p *p, const void *slot)
+{
+    return p->in_call == wbgc__fn_memmove &&
+           (uintptr_t)slot - p->in_call_lo < p->in_call_hi - p->in_call_lo;
 }
 
 /* =========================================================================
@@ -1684,7 +1857,22 @@ static int wbgc__safepoint_at(wbgc_p *p, const char *fn)
     return 0;
 }
 
-WBGCDEF int wbgc__safepoint_slow(wbgc_p *p) { return wbgc__safepoint_at(p, "wbgc_safepoint"); }
+/* wbgc__safepoint_check: wbgc_safepoint's slow path in check mode (every
+   safepoint comes): the P marked inside the call (rule 5). */
+static WBGC__NOINLINE int wbgc__safepoint_check(wbgc_p *p, uintptr_t sp)
+{
+    if (wbgc__check_p(p, "wbgc_safepoint") < 0 || wbgc__enter(p, "wbgc_safepoint", sp) != 0) return -1;
+    int r = wbgc__safepoint_at(p, "wbgc_safepoint");
+    wbgc__leave(p);
+    return r;
+}
+
+WBGCDEF int wbgc__safepoint_slow(wbgc_p *p)
+{
+    if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt) & WBGC__PREEMPT_CHECK))
+        return wbgc__safepoint_check(p, WBGC__CALLER_SP());
+    return wbgc__safepoint_at(p, "wbgc_safepoint");
+}
 
 /* wbgc__stack_of returns a non-NULL description when addr lies in the stack
    of an attached P's thread. Any attached thread. */
@@ -1704,32 +1892,38 @@ static const char *wbgc__stack_of(wbgc_heap *h, uintptr_t addr)
 WBGCDEF void wbgc__blocking_begin(wbgc_p *p, const uintptr_t *ctx)
 {
     if (wbgc__check_p(p, "wbgc_blocking_begin") < 0) return;
+    if (WBGC__UNLIKELY(p->check) && wbgc__enter(p, "wbgc_blocking_begin", WBGC__CALLER_SP()) != 0)
+        return;
     if (p->status != WBGC__P_RUNNING) {
         wbgc__report(p->heap, "wbgc: misuse: wbgc_blocking_begin(p=%p): already in a blocking region",
                      (void *)p);
-        return;
-    }
+    } else {
 #if WBGC__HAVE_CAPTURE
-    memcpy(p->ctx, ctx, sizeof p->ctx);
-    p->saved_sp = ctx[WBGC__CTX_SP];
+        memcpy(p->ctx, ctx, sizeof p->ctx);
+        p->saved_sp = ctx[WBGC__CTX_SP];
 #else
-    /* Without a capture for this architecture, save here: a pointer held
-       only in a callee-saved register that this frame reuses may be missed. */
-    (void)ctx;
-    __builtin_unwind_init();
-    WBGC__SAVE_CONTEXT(p);
+        /* Without a capture for this architecture, save here: a pointer held
+           only in a callee-saved register that this frame reuses may be missed. */
+        (void)ctx;
+        __builtin_unwind_init();
+        WBGC__SAVE_CONTEXT(p);
 #endif
-    wbgc__enter_blocked(p->heap, p);
+        wbgc__enter_blocked(p->heap, p);
+    }
+    if (p->check) wbgc__leave(p);  /* the call is marked, not the region it opens */
 }
 
 WBGCDEF void wbgc_blocking_end(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_blocking_end") < 0) return;
+    if (WBGC__UNLIKELY(p->check) && wbgc__enter(p, "wbgc_blocking_end", WBGC__CALLER_SP()) != 0)
+        return;
     wbgc_heap *h = p->heap;
     pthread_mutex_lock(&h->sched_lock);  /* a marker may be giving p back */
     int ok = p->status == WBGC__P_BLOCKED || p->status == WBGC__P_TAKEN;
     if (ok) wbgc__wake_blocked(h, p);
     pthread_mutex_unlock(&h->sched_lock);
+    if (p->check) wbgc__leave(p);
     if (!ok)
         wbgc__report(h, "wbgc: misuse: wbgc_blocking_end(p=%p) without wbgc_blocking_begin",
                      (void *)p);
@@ -1989,15 +2183,13 @@ static inline __attribute__((always_inline)) void wbgc__alloc_publish(wbgc_p *p,
     WBGC__STORE(p->allocd, p->allocd + s->elemsize);
 }
 
-/* wbgc__alloc_slow: allocation in full, every case: a safepoint first, a
+/* wbgc__alloc_in: allocation in full after its safepoint, every case: a
    large object, a span to scan for a free slot or to refill, check mode's
    poison check and zeroing. No lock and no atomic read-modify-write unless
    marking (allocate black) or refilling. */
-static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t noscan)
+static inline __attribute__((always_inline)) void *wbgc__alloc_in(wbgc_p *p, size_t size,
+                                                                  uint32_t noscan)
 {
-    if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt)) &&
-        wbgc__safepoint_at(p, noscan ? "wbgc_alloc_noscan" : "wbgc_alloc") < 0)
-        return NULL;
     if (WBGC__UNLIKELY(size > WBGC__MAX_SMALL)) return wbgc__alloc_large(p, size, (int)noscan);
     uint32_t spc = (wbgc__size_class(size) << 1) | noscan;
     wbgc__span *s = p->cache[spc];
@@ -2014,6 +2206,32 @@ static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t no
     }
     wbgc__alloc_publish(p, s, idx);
     return obj;
+}
+
+/* wbgc__alloc_check: wbgc__alloc_slow in check mode, where every
+   allocation comes: the calling thread checked (rule 1), the P marked
+   inside the call (rule 5) from its safepoint to its end. sp: the
+   caller's stack pointer. */
+static WBGC__NOINLINE void *wbgc__alloc_check(wbgc_p *p, size_t size, uint32_t noscan, uintptr_t sp)
+{
+    const char *fn = noscan ? "wbgc_alloc_noscan" : "wbgc_alloc";
+    if (wbgc__check_p(p, fn) < 0 || wbgc__enter(p, fn, sp) != 0) return NULL;
+    void *obj = wbgc__safepoint_at(p, fn) < 0 ? NULL : wbgc__alloc_in(p, size, noscan);
+    wbgc__leave(p);
+    return obj;
+}
+
+/* wbgc__alloc_slow: allocation when the fast path cannot: a safepoint
+   first when one is asked, then wbgc__alloc_in; check mode (whose preempt
+   bit sends every allocation here) in wbgc__alloc_check. */
+static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t noscan)
+{
+    uint32_t pre = WBGC__LOAD(p->fast.preempt);
+    if (WBGC__UNLIKELY(pre)) {
+        if (pre & WBGC__PREEMPT_CHECK) return wbgc__alloc_check(p, size, noscan, WBGC__CALLER_SP());
+        if (wbgc__safepoint_at(p, noscan ? "wbgc_alloc_noscan" : "wbgc_alloc") < 0) return NULL;
+    }
+    return wbgc__alloc_in(p, size, noscan);
 }
 
 /* wbgc__alloc: the allocation fast path, the common case of
@@ -2187,8 +2405,9 @@ WBGC__GPR_INLINE void wbgc__wb_drain(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g)
 /* wbgc__check_store validates a barriered store in check mode: a GC pointer
    must land where the collector looks (a scanned heap object, a registered
    root, a thread stack) and must point into an allocated object. Reports
-   misuse with both addresses; the store itself goes ahead. */
-static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
+   misuse with both addresses; the store itself goes ahead. own: p is the
+   calling thread's: a root region found is kept in its cache. */
+static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val, int own)
 {
     wbgc_heap *h = p->heap;
     uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
@@ -2225,8 +2444,14 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
     } else if (!ss) {
         int seen = 0;
         pthread_mutex_lock(&h->roots_lock);
-        for (size_t i = 0; i < h->nroots && !seen; i++)
+        for (size_t i = 0; i < h->nroots && !seen; i++) {
             seen = sl >= h->roots[i].lo && sl < h->roots[i].hi;
+            if (seen && own) {
+                p->root_lo = h->roots[i].lo;
+                p->root_hi = h->roots[i].hi;
+                p->root_gen = h->roots_gen;
+            }
+        }
         pthread_mutex_unlock(&h->roots_lock);
         if (!seen && !wbgc__stack_of(h, sl))
             why = "memory the collector cannot see: not the heap, not a registered root, not a "
@@ -2237,38 +2462,164 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val)
                      "%s", (void *)p, slot, val, why);
 }
 
-/* wbgc__wb_flush: the barrier's slow path, reached when an append filled
-   p's buffer (every time, in check mode). Validates the store in check mode,
-   shades the batch into p's mark work, empties the buffer. Never a
-   safepoint, never runs a barrier, never waits for the marker (PITFALLS 5,
-   9). The caller stores val into slot after it returns. */
-WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
+/* wbgc__allocated_at: is addr inside an allocated object of its in-use
+   span s? */
+WBGC__GPR_INLINE int wbgc__allocated_at(const wbgc__span *s, uintptr_t addr)
 {
-    wbgc_heap *h = p->heap;
-    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) {
-        /* Rule 1, checked where check mode sends every barrier. The store
-           goes ahead after a report that returns, as it must. */
-        (void)wbgc__check_p(p, "wbgc_write");
-        wbgc__check_store(p, slot, val);
-    }
+    uint32_t i = (uint32_t)(((uint64_t)(addr - s->base) * s->divmagic) >> 32);
+    return i < s->nelems && (WBGC__LOAD(s->allocbits[i >> 6]) >> (i & 63)) & 1;
+}
+
+/* wbgc__check_store_fast: check mode's validation of a barriered store
+   with no lock and no call, for the amd64 trampoline's general-register
+   flush (so that check mode's stores do not save the vector state).
+   Returns 1 when the store is certainly one wbgc__wb_flush_check would
+   pass without a report: made on p's own thread (rule 1: a live P, and the
+   barrier's caller, at sp, on p's stack; the stacks of live threads never
+   overlap) outside another call on p (rule 5, but for wbgc_memmove's own
+   barriers), of a value that is no GC pointer (NULL, an integer, memory
+   outside the heap) or points into an allocated object, stored into an
+   allocated scanned object, p's own stack, or the root region p's last
+   store into one went to (as the full check found it, and while no region
+   was added or removed since). 0: the full validation decides, and
+   reports: anything else, a store into another root region (listed under
+   a lock) or another thread's stack included. It reads span state as the
+   marker does (acquire loads, never faulting); the full check's lock on
+   the page heap orders nothing this needs. */
+WBGC__GPR_INLINE int wbgc__check_store_fast(wbgc_heap *h, wbgc_p *p, void *slot, void *val,
+                                            uintptr_t sp)
+{
+    if (p->magic != WBGC__P_MAGIC || sp - p->stack_lo >= p->stack_hi - p->stack_lo) return 0;
+    if (p->in_call && !wbgc__memmove_own(p, slot)) return 0;
+    uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
+    uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
+    if (v - lo >= hi - lo) return 1;  /* no GC pointer: nothing to validate */
+    wbgc__span *vs = wbgc__span_of(h, v);
+    if (!vs || !wbgc__allocated_at(vs, v)) return 0;
+    if (sl & (sizeof(void *) - 1)) return 0;
+    wbgc__span *ss = wbgc__span_of(h, sl);
+    if (ss) return !ss->noscan && wbgc__allocated_at(ss, sl);
+    if (sl - p->root_lo < p->root_hi - p->root_lo &&
+        p->root_gen == __atomic_load_n(&h->roots_gen, __ATOMIC_ACQUIRE))
+        return 1;
+    return sl - p->stack_lo < p->stack_hi - p->stack_lo;
+}
+
+/* wbgc__wb_flush_body shades the batch in p's buffer into p's mark work and
+   empties the buffer: the flush, once check mode is done with the store. */
+static inline __attribute__((always_inline)) void wbgc__wb_flush_body(wbgc_heap *h, wbgc_p *p)
+{
     wbgc__wb_drain(h, p, &p->gcw);
     wbgc__gcw_make_room(h, &p->gcw);
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
     WBGC__STORE(p->wb_full_flushes, p->wb_full_flushes + 1);
 }
 
-/* wbgc__wb_flush_fast: the flush the amd64 trampoline tries first, before
-   it saves the vector state (xsave and xrstor of an AVX-512 state cost more
-   than shading a whole buffer). General registers only (WBGC__GPR_ONLY) and
-   no call: it shades as long as p's two mark work buffers have room, so
-   wbgc__gcw_put never leaves them. Returns 1 when it emptied the buffer; 0
-   when the full wbgc__wb_flush must run instead, on what is left: check
-   mode, no mark work buffers yet, or both full. */
-WBGCDEF int wbgc__wb_flush_fast(wbgc_p *p) __asm__("wbgc__wb_flush_fast_impl");
-WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_fast(wbgc_p *p)
+/* wbgc__wb_flush_check: the flush in check mode, where every barrier
+   comes: the calling thread (rule 1) and the store validated, the P marked
+   inside the call (rule 5), then the flush. sp: the stack pointer of the
+   barrier's caller. A barrier that re-entered a call that may still run (a
+   signal handler's) leaves its entry in the buffer, which grows by one
+   entry for it (a flush would change the P's mark work, which that call
+   may be using): the P's next flush shades it. The store goes ahead after
+   every report, as it must. */
+static WBGC__NOINLINE void wbgc__wb_flush_check(wbgc_p *p, void *slot, void *val, uintptr_t sp)
 {
     wbgc_heap *h = p->heap;
-    if (h->cfg.flags & WBGC_CHECK) return 0;
+    int marked = 0, r = 0, own = wbgc__check_p(p, "wbgc_write") == 0;
+    if (own && !wbgc__memmove_own(p, slot)) {
+        r = wbgc__enter(p, "wbgc_write", sp);
+        if (r > 0) r = wbgc__enter(p, "wbgc_write", sp);  /* a jump left the P: it is this call's */
+        marked = r == 0;
+    }
+    wbgc__check_store(p, slot, val, own);
+    if (r < 0 && p->fast.wb_end < p->wbbuf + 2 * WBGC_WBBUF_ENTRIES) {
+        p->fast.wb_end += 2;  /* INV-WBBUF: a whole entry */
+        return;
+    }
+    wbgc__wb_flush_body(h, p);
+    if (marked) wbgc__leave(p);
+}
+
+/* wbgc__wb_flush: the barrier's slow path, reached when an append filled
+   p's buffer (every time, in check mode), from C (wbgc__arch_write,
+   wbgc_memmove); the amd64 trampoline calls its twin wbgc__wb_flush_tramp.
+   Validates the store in check mode, shades the batch into p's mark work,
+   empties the buffer. Never a safepoint, never runs a barrier, never waits
+   for the marker (PITFALLS 5, 9). The caller stores val into slot after it
+   returns. */
+WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush(wbgc_p *p, void *slot, void *val)
+{
+    wbgc_heap *h = p->heap;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) {
+        wbgc__wb_flush_check(p, slot, val, WBGC__CALLER_SP());
+        return;
+    }
+    wbgc__wb_flush_body(h, p);
+}
+
+#if WBGC__HAVE_AMD64
+/* wbgc__wb_flush_tramp: wbgc__wb_flush as the amd64 trampoline calls it,
+   after saving the vector state: args points at p, slot and val in the
+   frame the barrier's cold path built (wbgc_amd64.h), whose top is the
+   stack pointer of the barrier's caller, which check mode wants. */
+WBGCDEF void wbgc__wb_flush_tramp(void *const *args) __asm__("wbgc__wb_flush_tramp_impl");
+WBGCDEF WBGC__NOINLINE __attribute__((used)) void wbgc__wb_flush_tramp(void *const *args)
+{
+    wbgc_p *p = (wbgc_p *)args[0];
+    wbgc_heap *h = p->heap;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) {
+        wbgc__wb_flush_check(p, args[1], args[2], WBGC__AMD64_CALLER_SP(args));
+        return;
+    }
+    wbgc__wb_flush_body(h, p);
+}
+#endif
+
+#if WBGC__HAVE_AMD64
+#define WBGC__TRAMP_CALLER_SP(args) WBGC__AMD64_CALLER_SP(args)
+#else
+#define WBGC__TRAMP_CALLER_SP(args) ((void)(args), (uintptr_t)0)  /* no trampoline */
+#endif
+
+/* wbgc__wb_flush_fast_check: wbgc__wb_flush_fast in check mode (one
+   entry: every store comes here): the store validated as far as it can be
+   without a lock (wbgc__check_store_fast), the P marked inside the call
+   while the entry is shaded (rule 5). Returns as wbgc__wb_flush_fast. */
+static WBGC__GPR_ONLY WBGC__NOINLINE int wbgc__wb_flush_fast_check(wbgc_heap *h, wbgc_p *p,
+                                                                    void *const *args)
+{
+    uintptr_t sp = WBGC__TRAMP_CALLER_SP(args);
+    if (!wbgc__check_store_fast(h, p, args[1], args[2], sp)) return 0;
+    int mark = !p->in_call;  /* else wbgc_memmove's own barrier: its call is marked */
+    if (mark) {              /* wbgc__enter, but for its report (a call) */
+        p->in_call = "wbgc_write";
+        p->in_call_sp = sp;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
+    int done = !(WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->gcw.w1) &&
+               wbgc__wb_drain_to(h, p, &p->gcw, 1);
+    if (mark) wbgc__leave(p);
+    if (!done) return 0;  /* the full flush validates the store again, and shades the rest */
+    WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
+    return 1;
+}
+
+/* wbgc__wb_flush_fast: the flush the amd64 trampoline tries first, before
+   it saves the vector state (xsave and xrstor of an AVX-512 state cost more
+   than shading a whole buffer); args as for wbgc__wb_flush_tramp. General
+   registers only (WBGC__GPR_ONLY) and no call but to functions of the same
+   kind: it shades as long as p's two mark work buffers have room, so
+   wbgc__gcw_put never leaves them. Returns 1 when it emptied the buffer; 0
+   when the full flush must run instead, on what is left: no mark work
+   buffers yet, or both full; in check mode, a store it cannot prove valid
+   too (wbgc__wb_flush_fast_check). */
+WBGCDEF int wbgc__wb_flush_fast(void *const *args) __asm__("wbgc__wb_flush_fast_impl");
+WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_fast(void *const *args)
+{
+    wbgc_p *p = (wbgc_p *)args[0];
+    wbgc_heap *h = p->heap;
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) return wbgc__wb_flush_fast_check(h, p, args);
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK && !p->gcw.w1) return 0;
     if (!wbgc__wb_drain_to(h, p, &p->gcw, 1)) return 0;
     WBGC__STORE(p->wb_flushes, p->wb_flushes + 1);
@@ -2280,7 +2631,7 @@ WBGCDEF WBGC__GPR_ONLY WBGC__NOINLINE __attribute__((used)) int wbgc__wb_flush_f
 WBGCDEF WBGC__NOINLINE void wbgc__write_unbuffered(wbgc_p *p, void *slot, void *val)
 {
     wbgc_heap *h = p->heap;
-    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val);
+    if (WBGC__UNLIKELY(h->cfg.flags & WBGC_CHECK)) wbgc__check_store(p, slot, val, 0);
     if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
     uintptr_t lo = WBGC__LOAD(h->lo), hi = WBGC__LOAD(h->hi);
     uintptr_t vals[2] = {(uintptr_t)val, (uintptr_t)*(void *const *)slot};
@@ -2364,9 +2715,35 @@ static WBGC__NOINLINE WBGC__NO_SANITIZE void wbgc__memmove_bytes(wbgc_p *p, unsi
     }
 }
 
+static inline __attribute__((always_inline)) void wbgc__memmove_in(wbgc_p *p, void *dst,
+                                                                   const void *src, size_t n);
+
+/* wbgc__memmove_check: wbgc_memmove in check mode: the calling thread
+   checked, and the P marked inside the call (rule 5), the words it writes
+   noted so that its own barriers are told from a re-entry. */
+static WBGC__NOINLINE void wbgc__memmove_check(wbgc_p *p, void *dst, const void *src, size_t n,
+                                               uintptr_t sp)
+{
+    if (wbgc__check_p(p, wbgc__fn_memmove) < 0 || wbgc__enter(p, wbgc__fn_memmove, sp) != 0) return;
+    p->in_call_lo = (uintptr_t)dst & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    p->in_call_hi = (uintptr_t)dst + n;
+    wbgc__memmove_in(p, dst, src, n);
+    wbgc__leave(p);
+}
+
 WBGCDEF void wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n)
 {
-    if (WBGC__UNLIKELY(p->check) && wbgc__check_p(p, "wbgc_memmove") < 0) return;
+    if (WBGC__UNLIKELY(p->check)) {
+        wbgc__memmove_check(p, dst, src, n, WBGC__CALLER_SP());
+        return;
+    }
+    wbgc__memmove_in(p, dst, src, n);
+}
+
+/* wbgc__memmove_in: wbgc_memmove's work. */
+static inline __attribute__((always_inline)) void wbgc__memmove_in(wbgc_p *p, void *dst,
+                                                                   const void *src, size_t n)
+{
     if (dst == src || n == 0) return;
     int whole = ((((uintptr_t)dst | (uintptr_t)src | n) & (sizeof(uintptr_t) - 1)) == 0);
     if (WBGC__LIKELY(!p->fast.wb_on)) {
@@ -3507,8 +3884,7 @@ static void wbgc__pace(wbgc_heap *h, uint64_t live)
     int gcp = h->cfg.gc_percent;
     uint64_t goal = 0, trigger = UINT64_MAX;
     if (gcp >= 0) {
-        uint64_t floor = WBGC__MIN_HEAP * (uint64_t)gcp / 100;
-        if (floor < (256u << 10)) floor = 256u << 10;
+        uint64_t floor = wbgc__goal_floor(&h->cfg);
         goal = live + live / 100 * (uint64_t)gcp + live % 100 * (uint64_t)gcp / 100;
         if (goal < floor) goal = floor;
         trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 1000 * h->trigger_pm;
@@ -4134,6 +4510,7 @@ WBGCDEF void wbgc_config_default(wbgc_config *cfg)
     cfg->on_error = wbgc_default_on_error;
     cfg->user = NULL;
     cfg->stall_report_ms = 100;
+    cfg->min_heap = 0;
 }
 
 /* wbgc__env_yes: an environment switch is on unless empty, "0", "no",
@@ -4147,9 +4524,29 @@ static int wbgc__env_yes(const char *e)
     return 1;
 }
 
-/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_TRACE, WBGC_VERIFY and
-   WBGC_MODE (stw, incremental, concurrent or check: the mode a program
-   chose in code is replaced). */
+/* wbgc__env_size parses a byte count with an optional K, M or G suffix
+   (either case) into *out; returns -1 for anything else. */
+static int wbgc__env_size(const char *e, size_t *out)
+{
+    if (*e < '0' || *e > '9') return -1;  /* strtoull would take "-1" and " 1" */
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(e, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    default: break;
+    }
+    if (errno || *end || v > (SIZE_MAX >> shift)) return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+/* wbgc__env_overrides applies WBGC_GC_PERCENT, WBGC_MIN_HEAP, WBGC_TRACE,
+   WBGC_VERIFY and WBGC_MODE (stw, incremental, concurrent or check: the
+   mode a program chose in code is replaced). */
 static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
 {
     const char *e = getenv("WBGC_GC_PERCENT");
@@ -4162,6 +4559,10 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
         else wbgc__report(tmp, "wbgc: error: WBGC_GC_PERCENT=%s ignored: want an integer up to "
                           "1000000, or \"off\"", e);
     }
+    e = getenv("WBGC_MIN_HEAP");
+    if (e && *e && wbgc__env_size(e, &cfg->min_heap) < 0)
+        wbgc__report(tmp, "wbgc: error: WBGC_MIN_HEAP=%s ignored: want a number of bytes, with an "
+                     "optional K, M or G suffix (64K at least; smaller counts as 64K)", e);
     e = getenv("WBGC_TRACE");
     if (wbgc__env_yes(e)) cfg->flags |= WBGC_TRACE;
     e = getenv("WBGC_VERIFY");
@@ -4379,6 +4780,10 @@ static void wbgc__thread_exit(void *first)
             wbgc__report(p->heap, "wbgc: misuse: thread %#lx exited holding P %p without "
                          "wbgc_detach (rule 1); it was detached for it",
                          wbgc__thread_id(p->thread), (void *)p);
+        /* A thread that ends inside a wbgc call (pthread_exit in on_error)
+           leaves its P marked inside it (rule 5); nothing of that call runs
+           any more. */
+        p->in_call = NULL;
         if (p->status != WBGC__P_RUNNING) wbgc_blocking_end(p);  /* pthread_exit inside one */
         wbgc_detach(p);
     }
@@ -4497,9 +4902,11 @@ static void wbgc__retire_p(wbgc_heap *h, wbgc_p *p)
 WBGCDEF void wbgc_detach(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_detach") < 0) return;
+    if (WBGC__UNLIKELY(p->check) && wbgc__enter(p, "wbgc_detach", WBGC__CALLER_SP()) != 0) return;
     wbgc_heap *h = p->heap;
     if (p->status != WBGC__P_RUNNING) {
         wbgc__report(h, "wbgc: misuse: wbgc_detach(p=%p) inside a blocking region", (void *)p);
+        if (p->check) wbgc__leave(p);
         return;
     }
     /* A P pays for what it allocated while a cycle marks before it goes,
@@ -4525,6 +4932,7 @@ WBGCDEF void wbgc_detach(wbgc_p *p)
     wbgc_p **pp = &h->ps;
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
+    p->in_call = NULL;  /* check mode: the P's last call ends here */
     wbgc__retire_p(h, p);
     pthread_cond_broadcast(&h->parked_cv);  /* a hand-shake may wait for it */
     pthread_mutex_unlock(&h->sched_lock);
@@ -4580,6 +4988,7 @@ WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
     h->roots[h->nroots].lo = lo;
     h->roots[h->nroots].hi = lo + size;
     h->nroots++;
+    __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
     wbgc__roots_changed(h, lo, lo + size, 1);
     pthread_mutex_unlock(&h->roots_lock);
     return 0;
@@ -4594,6 +5003,7 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
     pthread_mutex_lock(&h->roots_lock);
     for (size_t i = h->nroots; i-- > 0;) {
         if (h->roots[i].start == start) {
+            __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
             wbgc__roots_changed(h, h->roots[i].lo, h->roots[i].hi, 0);
             h->roots[i] = h->roots[--h->nroots];
             pthread_mutex_unlock(&h->roots_lock);
@@ -4607,8 +5017,10 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
 WBGCDEF void wbgc_collect(wbgc_p *p)
 {
     if (wbgc__check_p(p, "wbgc_collect") < 0) return;
+    if (WBGC__UNLIKELY(p->check) && wbgc__enter(p, "wbgc_collect", WBGC__CALLER_SP()) != 0) return;
     if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_collect");
     wbgc__collect_full(p, "wbgc_collect");
+    if (p->check) wbgc__leave(p);
 }
 
 #endif /* WBGC__IMPLEMENTED */

@@ -22,8 +22,12 @@
      missing.
    - Saving the vector state costs more than most flushes (~160 ns for an
      AVX-512 state here), so the trampoline first calls a flush compiled to
-     use general registers only (wbgc__wb_flush_fast, which calls nothing),
-     and saves the vector state only when that one cannot finish.
+     use general registers only (wbgc__wb_flush_fast, which calls nothing
+     but functions compiled the same way), and saves the vector state only
+     when that one cannot finish. In check mode, where the buffer has one
+     entry and every store comes here, that flush validates the store too,
+     as far as it can without a lock or a call; a store it cannot prove
+     valid, and every store to report, go to the full flush.
    - The flush is called with rsp aligned to 16 (here to 64, for xsave).
 
    The offsets below read wbgc__pfast by hand: wbgc.h pins them with static
@@ -70,8 +74,13 @@
      24  slot
      32  val
      40  128 bytes stepped over (the red zone)
-     168 the caller's rsp */
+     168 the caller's rsp
+   The flushes get a pointer to p (args: p, slot, val in a row), from which
+   check mode finds the caller's rsp. */
 #define WBGC__AMD64_FRAME 168
+#define WBGC__AMD64_ARGS  16
+#define WBGC__AMD64_CALLER_SP(args) \
+    ((uintptr_t)(args) - WBGC__AMD64_ARGS + WBGC__AMD64_FRAME)
 
 /* wbgc__amd64_write: the barrier and the store.
    The test of wb_on and the store are C, so that the compiler can share one
@@ -149,11 +158,12 @@ static void wbgc__amd64_init(void)
 
 /* wbgc__amd64_flush_tramp: called from a barrier's cold path with the frame
    described at WBGC__AMD64_FRAME. Saves rbp, the flags, rax, rcx, rdx, rsi,
-   rdi, r8-r11, aligns the stack and calls wbgc__wb_flush_fast(p), which uses
-   general registers only; when that could not empty the buffer, saves the
-   vector state too (xsave, or fxsave) and calls wbgc__wb_flush(p, slot,
-   val). Restores everything, returns. CFI describes every save, so gdb and
-   perf unwind through it into the caller.
+   rdi, r8-r11, aligns the stack and calls wbgc__wb_flush_fast(args), which
+   uses general registers only; when that could not empty the buffer, saves
+   the vector state too (xsave, or fxsave) and calls
+   wbgc__wb_flush_tramp(args). args: the address of p in the frame
+   (WBGC__AMD64_ARGS). Restores everything, returns. CFI describes every
+   save, so gdb and perf unwind through it into the caller.
    Local to the translation unit with WBGC_STATIC (each has its own). */
 __asm__(
     ".text\n"
@@ -194,7 +204,7 @@ __asm__(
     /* First the flush that touches general registers only: done, when it
        could empty the buffer on its own. */
     "andq $-16, %rsp\n\t"
-    "movq 24(%rbp), %rdi\n\t"
+    "leaq 24(%rbp), %rdi\n\t"                /* args: rbp + 8 + WBGC__AMD64_ARGS */
     "call wbgc__wb_flush_fast_impl\n\t"
     "testl %eax, %eax\n\t"
     "jnz 6f\n\t"
@@ -230,12 +240,10 @@ __asm__(
     "andq $-64, %rsp\n\t"
     "fxsave (%rsp)\n"
     "4:\n\t"
-    /* The arguments, from the cold path's frame: rbp+8 holds our return
+    /* The argument, in the cold path's frame: rbp+8 holds our return
        address, +16 the unwind PC, then p, slot, val. */
-    "movq 24(%rbp), %rdi\n\t"
-    "movq 32(%rbp), %rsi\n\t"
-    "movq 40(%rbp), %rdx\n\t"
-    "call wbgc__wb_flush_impl\n\t"
+    "leaq 24(%rbp), %rdi\n\t"
+    "call wbgc__wb_flush_tramp_impl\n\t"
     "movl wbgc__amd64_xsave_size(%rip), %eax\n\t"
     "testl %eax, %eax\n\t"
     "jz 5f\n\t"
