@@ -2997,26 +2997,29 @@ static WBGC__NO_SANITIZE void wbgc__scan_range(wbgc_heap *h, wbgc__gcwork *g, ui
     }
 }
 
-/* A large object is scanned in pieces of this many bytes ("oblets", as Go
-   calls them), each a separate entry of the work list: one marker never
-   scans a big array in one go (a 3 MiB table of pointers took one
-   assisting mutator 30-50 ms), markers share it, and a preempt request is
-   seen between pieces. */
-#define WBGC__OBLET ((uintptr_t)128 << 10)
+/* An object of more than this many bytes is scanned in pieces of this
+   size ("oblets", as Go calls them), each a separate entry of the work
+   list: one marker never scans a big array in one go (a 3 MiB table of
+   pointers took one assisting mutator 30-50 ms), markers share it, and a
+   preempt request is seen between pieces. Small, because a word that
+   points into a big heap costs up to ~450 ns to shade (misses on the page
+   map, the span and its bits): 16 KiB of such words take up to ~1 ms. */
+#define WBGC__OBLET ((uintptr_t)16 << 10)
 
-/* wbgc__scan_object scans a grey entry: a whole object, or, for a large
-   object, one oblet. An entry is an object's base, or (large objects only)
-   the start of its second or later oblet; scanning the base pushes the
-   other oblets. Returns the bytes scanned. */
+/* wbgc__scan_object scans a grey entry: a whole object, or, for an object
+   alone in its span and larger than an oblet, one oblet. An entry is an
+   object's base, or (such objects only) the start of its second or later
+   oblet; scanning the base pushes the other oblets. Returns the bytes
+   scanned. */
 static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__span *s = wbgc__span_of(h, obj);
     WBGC_ASSERT(s && !s->noscan);
-    if (s->elemsize <= WBGC__OBLET) {
+    if (s->nelems > 1 || s->elemsize <= WBGC__OBLET) {
         wbgc__scan_range(h, g, obj, obj + s->elemsize);
         return s->elemsize;
     }
-    uintptr_t end = s->base + s->elemsize;  /* large: one object per span */
+    uintptr_t end = s->base + s->elemsize;  /* the span's one object */
     if (obj == s->base)
         for (uintptr_t o = obj + WBGC__OBLET; o < end; o += WBGC__OBLET) wbgc__gcw_put(h, g, o);
     if (end - obj > WBGC__OBLET) end = obj + WBGC__OBLET;
@@ -3035,14 +3038,16 @@ static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 /* wbgc__drain scans grey objects from g (and the global lists) until none
    is left, budget bytes were scanned, or *stop (a P's preempt word) has
    WBGC__PREEMPT_ASK set (the collector wants this P at a safepoint);
-   returns the bytes scanned. */
+   returns the bytes scanned. It looks around (stop, balance) every 64th
+   pop and after every oblet's worth of bytes, whichever comes first. */
 static uint64_t wbgc__drain(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, const uint32_t *stop)
 {
     uintptr_t ring[WBGC__PREFETCH_DEPTH];
-    unsigned head = 0, n = 0, polls = 0;  /* every 64th pop: look around */
-    uint64_t done = 0;
+    unsigned head = 0, n = 0, polls = 0;
+    uint64_t done = 0, look_at = WBGC__OBLET;
     for (;;) {
-        if ((++polls & 63) == 0) {
+        if ((++polls & 63) == 0 || done >= look_at) {
+            look_at = done + WBGC__OBLET;
             if (stop && (WBGC__LOAD(*stop) & WBGC__PREEMPT_ASK)) budget = 0;
             if (h->nworkers && !WBGC__LOAD(h->work_full)) wbgc__gcw_balance(h, g);
         }
@@ -3840,11 +3845,17 @@ static void *wbgc__sweeper_main(void *arg)
    that a P does not stop for a few objects at every refill. */
 #define WBGC__ASSIST_MIN ((int64_t)64 << 10)
 
-/* One assist does at most this much scan work while the heap is below its
-   goal; the rest of the debt waits for the P's next allocations. A scan
-   byte of pointers to scattered objects costs ~12 ns (a cache miss per
-   word): an unbounded assist of 800 KB stalled its mutator for 10 ms. */
-#define WBGC__ASSIST_MAX ((uint64_t)128 << 10)
+/* One assist does at most this much scan work, and for at most
+   WBGC__ASSIST_NS, while the heap is below its goal; the rest of the debt
+   waits for the P's next allocations. It marks in rounds of
+   WBGC__ASSIST_ROUND so that it looks at the clock between them. Scan
+   work is counted in bytes, but a byte costs 1-60 ns: ~60 where every
+   word points to a scattered object of a big heap (misses on the page
+   map, the span and its bits); 130 KB of that took one assist 7 ms of
+   CPU, and an unbounded assist of 800 KB stalled its mutator 10 ms. */
+#define WBGC__ASSIST_MAX   ((uint64_t)128 << 10)
+#define WBGC__ASSIST_ROUND ((uint64_t)32 << 10)
+#define WBGC__ASSIST_NS    ((uint64_t)1000000)
 
 /* Trigger feedback bounds, per mille of the growth from live to the goal:
    the first concurrent cycle starts at 70%; later ones as late as the last
@@ -3911,7 +3922,8 @@ static uint64_t wbgc__assist_ratio(wbgc_heap *h)
    work, so that no mutator outruns the marker: once p owes
    WBGC__ASSIST_MIN, or any debt at all when it is leaving (wbgc_detach).
    The background markers' unclaimed work (bg_credit) pays first; below
-   the goal one call then marks at most WBGC__ASSIST_MAX, and a debt that
+   the goal one call then marks at most WBGC__ASSIST_MAX bytes and
+   WBGC__ASSIST_NS, and a debt that
    finds no grey object to mark is cut to WBGC__ASSIST_MIN. When there is
    no work to do it tries to end the phase; past the goal it waits for the
    cycle to end. Called by p's thread, holding no lock. */
@@ -3933,10 +3945,11 @@ static void wbgc__assist(wbgc_p *p, uint64_t bytes, int leaving)
     uint64_t cycle = WBGC__LOAD(h->cycles);
     while (p->assist_debt > 0 && WBGC__LOAD(h->cycles) == cycle) {
         if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_alloc");
-        if (!leaving && round >= WBGC__ASSIST_MAX && wbgc__heap_estimate(h) < WBGC__LOAD(h->goal))
+        if (!leaving && round && (round >= WBGC__ASSIST_MAX || wbgc__now_ns() - t0 >= WBGC__ASSIST_NS) &&
+            wbgc__heap_estimate(h) < WBGC__LOAD(h->goal))
             break;
         uint64_t budget = (uint64_t)p->assist_debt;
-        if (budget > WBGC__ASSIST_MAX) budget = WBGC__ASSIST_MAX;
+        if (budget > WBGC__ASSIST_ROUND) budget = WBGC__ASSIST_ROUND;
         uint64_t did = wbgc__mark_some(h, &p->gcw, budget, 0, &p->fast.preempt);
         p->assist_debt -= (int64_t)did;
         round += did;
