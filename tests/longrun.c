@@ -79,6 +79,7 @@ typedef struct mut {
     uint64_t  steps;
     _Atomic uint64_t stall_max_ns;   /* reset by the reporter each interval */
     _Atomic uint64_t stall_cpu_ns;   /* the CPU time this thread ran in it */
+    uint64_t  cpu0, cpu_ns;           /* its CPU time over the churn */
 } mut;
 
 static uint64_t rnd(uint64_t *s)
@@ -168,6 +169,7 @@ static void *mutator(void *arg)
     size_t hi = m->hi;
     int shrunk = 0;
     uint64_t last = (uint64_t)now_ns(CLOCK_MONOTONIC), last_cpu = (uint64_t)now_ns(CLOCK_THREAD_CPUTIME_ID);
+    m->cpu0 = last_cpu;
     while (!atomic_load_explicit(&stop_now, memory_order_relaxed)) {
         if (!shrunk && atomic_load_explicit(&shrink_now, memory_order_relaxed)) {
             for (size_t s = m->small_hi; s < m->hi; s++) {
@@ -190,6 +192,7 @@ static void *mutator(void *arg)
         }
         last_cpu = cpu;
     }
+    m->cpu_ns = (uint64_t)now_ns(CLOCK_THREAD_CPUTIME_ID) - m->cpu0;
     for (size_t s = m->lo; s < hi; s++) verify_slot(s);
     wbgc_detach(p);
     return NULL;
@@ -302,6 +305,7 @@ int main(int argc, char **argv)
     npauses = 0;
     wbgc_stats s0 = st, si = st;
     double start = now_ns(CLOCK_MONOTONIC), last_print = start, shrink_at = 0;
+    double proc0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     for (int i = 0; i < opt.threads; i++) pthread_create(&muts[i].t, NULL, mutator, &muts[i]);
 
     printf("\n%6s %6s %8s %8s %8s %8s %6s %9s %17s %8s %8s\n", "t s", "cycles", "live MiB", "goal MiB",
@@ -358,8 +362,11 @@ int main(int argc, char **argv)
         if (t - start >= opt.secs * 1e9) break;
     }
     atomic_store(&stop_now, 1);
+    double proc = now_ns(CLOCK_PROCESS_CPUTIME_ID) - proc0;
     for (int i = 0; i < opt.threads; i++) pthread_join(muts[i].t, NULL);
     double end = now_ns(CLOCK_MONOTONIC);
+    double mut_cpu = 0;
+    for (int i = 0; i < opt.threads; i++) mut_cpu += (double)muts[i].cpu_ns;
     wbgc_get_stats(heap, &st);
     take_pauses(&st, &seen);
 
@@ -378,6 +385,13 @@ int main(int argc, char **argv)
     printf("  assists           %.1f of %.1f mutator thread-seconds (%.1f%%)\n",
            (st.mark_assist_ns - s0.mark_assist_ns) / 1e9, wall * opt.threads,
            100.0 * (double)(st.mark_assist_ns - s0.mark_assist_ns) / (wall * 1e9 * opt.threads));
+    /* the collector's CPU: its own threads (process CPU the mutators did
+       not use; the monitor's share is negligible) plus the assists (their
+       wall time: a little high when an assist waits or is descheduled) */
+    double assist_ns = (double)(st.mark_assist_ns - s0.mark_assist_ns);
+    printf("  collector CPU     %.0f%% of the process's %.1f CPU-seconds: background threads %.0f%%,"
+           " assists %.0f%%\n", 100 * (proc - mut_cpu + assist_ns) / proc, proc / 1e9,
+           100 * (proc - mut_cpu) / proc, 100 * assist_ns / proc);
     printf("  peak RSS          %ld MiB\n", peak_rss);
     if (back_secs >= 0)
         printf("  after the shrink  RSS %ld -> at most %ld MiB in %.1f s, %llu cycles\n", rss_shrink,
