@@ -617,9 +617,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
       restarts and marking goes on), the barrier goes off, caches go back,
       and every span becomes unswept. O(Ps + size classes).
    5. Sweep. Lazily: a P sweeps spans of the class it needs before it
-      allocates from them, and a background sweeper sweeps the rest. A
-      span's mark bits become its allocation bits; an empty span goes back
-      to the page heap; page runs free for two cycles go back to the OS.
+      allocates from them (at most 32 a refill), and a background sweeper
+      sweeps the rest. A span's mark bits become its allocation bits; an
+      empty span goes back to the page heap. Free page runs go back to the
+      OS (wbgc__scavenge): long ones idle for two cycles, and any while the
+      heap keeps more backed than its goal plus a tenth and 4 MiB.
 
    WBGC_STW runs 2-5 with the world stopped throughout, the barrier never
    on. mark_workers = 0 runs no collector thread: marking progresses only

@@ -56,7 +56,7 @@ PASSES = max(1, int(os.environ.get("MUTATE_PASSES", "2")))
 # barrier loop) and fuzz_* run when test.c has them.
 DEFAULT_TESTS = """
     insertion_half_while_stack_grey flush_stops_when_work_full batched_stores memmove_partial_words remove_roots_while_marking
-    add_roots_while_marking misuse_other_threads_p_check_mode large_alloc_assists
+    add_roots_while_marking misuse_other_threads_p_check_mode large_alloc_assists large_object_pieces
     threads_exchange attach_detach_storm memmove_concurrent
     stress_concurrent stress_incremental stress_stw stress_check
     fuzz_concurrent fuzz_incremental fuzz_stw fuzz_check
@@ -196,7 +196,12 @@ mutant("large-alloc-not-charged",
        "    if (wbgc__report_alloc(p, 0, bytes) < 0) return NULL;")
 mutant("check-mode-no-thread-check",
        "check mode's barrier flush does not check that the P is the calling thread's",
-       '        (void)wbgc__check_p(p, "wbgc_write");\n', "")
+       '    int marked = 0, r = 0, own = wbgc__check_p(p, "wbgc_write") == 0;',
+       '    int marked = 0, r = 0, own = 1;  /* MUTANT */')
+mutant("oblet-last-skipped",
+       "a large object's last oblet is never pushed: the end of a big pointer array is not scanned",
+       "for (uintptr_t o = obj + WBGC__OBLET; o < end; o += WBGC__OBLET)",
+       "for (uintptr_t o = obj + WBGC__OBLET; o + WBGC__OBLET < end; o += WBGC__OBLET)")
 mutant("alloc-bit-relaxed",
        "the allocation bit is published RELAXED: a marker may scan an object not yet zeroed",
        "    __atomic_store_n(aw, *aw | bit, __ATOMIC_RELEASE);    /* INV-ALLOCBITS */",
