@@ -934,6 +934,10 @@ typedef struct wbgc__span {
     uint64_t  markbits[WBGC__BITMAP_WORDS];
     uint64_t  vbits[WBGC__BITMAP_WORDS];  /* WBGC_VERIFY's own marks; clear
                                              outside the verifier */
+    uint64_t  owedbits[WBGC__BITMAP_WORDS]; /* WBGC_VERIFY: objects that a
+                                             barrier entry drained this mark
+                                             phase obliged it to shade
+                                             (wbgc__v_note_entries) */
 } wbgc__span;
 
 /* A sentinel with no free slot: a P's empty cache entries point here, so the
@@ -1469,6 +1473,7 @@ static void wbgc__span_init(wbgc__span *s, uint32_t spc)
     memset(s->allocbits, 0, sizeof s->allocbits);
     memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
     memset(s->vbits, 0, sizeof s->vbits);
+    memset(s->owedbits, 0, sizeof s->owedbits);
 }
 
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
@@ -2328,11 +2333,34 @@ WBGC__GPR_INLINE void wbgc__wb_reset(wbgc_heap *h, wbgc_p *p)
    to the front of the buffer and returns 0. Then it called nothing, so it
    may run without the vector state saved (wbgc__wb_flush_fast). Called by
    p's thread, or with p stopped or taken. */
+/* wbgc__v_note_entries (WBGC_VERIFY): before a drain, sets the owed bit
+   of every allocated object that an entry of p's buffer, up to e, obliges
+   the drain to shade: every old half (the deletion half), and every new
+   half while p's stack is grey (the insertion half). At the end of the
+   cycle the verifier reports any of them left white (wbgc__v_owed): the
+   barrier's contract, checked apart from the code that keeps it. It
+   catches what the re-mark cannot: an overwritten pointer that only a
+   black stack still holds. Entries are (new, old) pairs. Mark phase. */
+WBGC__GPR_INLINE void wbgc__v_note_entries(wbgc_heap *h, wbgc_p *p, void **e)
+{
+    for (void **b = p->wbbuf + (p->stack_black ? 1 : 0); b < e; b += p->stack_black ? 2 : 1) {
+        uintptr_t v = (uintptr_t)*b;
+        wbgc__span *s = wbgc__span_of(h, v);
+        if (!s) continue;
+        uint32_t idx = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+        if (idx >= s->nelems || !(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit))
+            continue;
+        __atomic_fetch_or(&s->owedbits[idx >> 6], bit, __ATOMIC_RELAXED);
+    }
+}
+
 static WBGC__GPR_ONLY int wbgc__wb_drain_to(wbgc_heap *h, wbgc_p *p, wbgc__gcwork *g, int local)
 {
     void **e = p->fast.wb_next;
     p->fast.wb_next = NULL;
     if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        if (WBGC__UNLIKELY(h->cfg.flags & WBGC_VERIFY)) wbgc__v_note_entries(h, p, e);
         /* Neighbouring entries repeat values and spans (a node's old and new
            children, fields of one object): skip a value seen in the last two
            entries, and reuse the last span found while v falls inside it.
@@ -3260,11 +3288,11 @@ static void *wbgc__worker_main(void *arg)
    tell them apart were tried and dropped for false reports: keeping such
    objects one more cycle and reporting any that a marked object or a
    barrier entry then held, since garbage kept alive by a stale word is
-   marked, and can be reached, like anything else.) So a pointer lost
-   while only a black stack holds it (what a missing deletion barrier
-   does) is caught only when the program stores it back into a marked
-   object before the sweep; the stress tests' content checks catch the
-   rest. What the stack scan must have seen is
+   marked, and can be reached, like anything else.) A pointer lost while
+   only a black stack holds it (what a missing deletion barrier does) is
+   caught another way: every object a drained barrier entry obliged the
+   drain to shade (wbgc__v_note_entries) must be marked (wbgc__v_owed).
+   What the stack scan must have seen is
    checked too: a P whose stack was not scanned this cycle is reported
    itself. What could be reported falsely: a plain store of an integer that
    looks like a pointer to a dead object, into a scanned object after its
@@ -3402,6 +3430,43 @@ static void wbgc__v_drain(wbgc__verifier *V)
 
 /* wbgc__v_spans ends a verification: every in-use span's vbits cleared,
    and, when objects were lost, whatever the verifier reached marked too. */
+/* wbgc__v_owed: every object a barrier entry obliged a drain to shade
+   this mark phase (owedbits) must be marked; one left white is reported
+   as lost, and counted. Then the owed bits are cleared. World stopped,
+   before wbgc__v_spans. */
+static void wbgc__v_owed(wbgc__verifier *V)
+{
+    wbgc_heap *h = V->h;
+    pthread_mutex_lock(&h->lock);
+    for (wbgc__arena *a = h->arenas; a; a = a->next) {
+        for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
+            wbgc__span *s = a->pages[i];
+            if (!s || s->state != WBGC__SPAN_INUSE || s->base != a->base + (i << WBGC__PAGE_SHIFT))
+                continue;
+            for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
+                uint64_t white = s->owedbits[w] & s->allocbits[w] & ~s->markbits[w];
+                s->owedbits[w] = 0;
+                for (; white; white &= white - 1) {
+                    uintptr_t obj = s->base + (w * 64 + (uint32_t)__builtin_ctzll(white)) * s->elemsize;
+                    V->lost++;
+                    s->vbits[w] |= white & -white;  /* kept if the handler returns */
+                    if (V->nmsg < (int)(sizeof V->msg / sizeof V->msg[0]))
+                        snprintf(V->msg[V->nmsg++], sizeof V->msg[0],
+                                 "wbgc: fatal: verifier: cycle %llu: object %#lx (%zu bytes, span "
+                                 "%#lx) is white at the end of marking, though a barrier entry "
+                                 "drained this cycle named it (an overwritten pointer, or one "
+                                 "stored while its writer's stack was grey): the barrier's "
+                                 "shading lost it, and whatever still holds it (a stack, perhaps "
+                                 "only a stack) would see it freed",
+                                 (unsigned long long)WBGC__LOAD(h->cycles) + 1, (unsigned long)obj,
+                                 (size_t)s->elemsize, (unsigned long)s->base);
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
 static void wbgc__v_spans(wbgc_heap *h, int repair)
 {
     pthread_mutex_lock(&h->lock);
@@ -3449,6 +3514,7 @@ static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
     }
     wbgc__v_drain(&V);
     free(V.stack);
+    wbgc__v_owed(&V);
     wbgc__v_spans(h, V.lost != 0);
     uint64_t dt = wbgc__now_ns() - t0;
     pthread_mutex_lock(&h->stats_lock);
