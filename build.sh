@@ -310,7 +310,7 @@ cmd_soak() {
         WBGC_TEST_TIMEOUT=$((secs * 2 + 300)) "$OUT/test_O2" $(verify_tests "$OUT/test_O2") \
         | tee "$OUT/soak.log" | grep -E '^\[ (PASS|FAIL)|note: [0-9]|FAIL|passed'
     local stores
-    stores=$(grep -oE '[0-9]+ barriered stores' "$OUT/soak.log" | awk '{s += $1} END {print s + 0}')
+    stores=$(grep -oE '[0-9]+ barriered stores' "$OUT/soak.log" | awk '{s += $1} END {printf "%.0f", s}')
     echo "soak: $stores barriered stores in all, every cycle verified"
     tail -n 1 "$OUT/soak.log" | grep -q ' 0 failed' || return 1
     # the long run: two mutators churning ~205 MiB live in the default

@@ -1586,6 +1586,13 @@ static void wbgc__scavenge(wbgc_heap *h, uint64_t cycle, int background)
     uint64_t goal = WBGC__LOAD(h->goal);
     uint64_t keep = goal ? goal + goal / 10 + ((uint64_t)4 << 20) : UINT64_MAX;
     for (;;) {
+        if (background && WBGC__LOAD(h->stopping)) {
+            /* step aside, as the sweep does: a P waiting for the heap lock
+               while the OS runs this thread instead makes the stop wait */
+            pthread_mutex_lock(&h->sched_lock);
+            while (h->stopping) pthread_cond_wait(&h->resume_cv, &h->sched_lock);
+            pthread_mutex_unlock(&h->sched_lock);
+        }
         if (background) pthread_mutex_lock(&h->sweeper_lock);
         pthread_mutex_lock(&h->lock);
         wbgc__span *r = wbgc__scavenge_pick(h, cycle, keep);
