@@ -5628,6 +5628,46 @@ static void test_misuse_other_threads_p_check_mode(void)
 }
 
 
+/* The verifier tests' heap (WBGC_VERIFY, incremental): a root region
+   holding a 64-byte object a, whose word 3 holds X (kept hidden, as
+   edge_make does). */
+typedef struct vfix {
+    wbgc_heap *h;
+    wbgc_p    *p;
+    void     **a;
+    uintptr_t  hidden;
+} vfix;
+
+static void *g_vroot[1];
+
+static int vfix_open(vfix *f, errlog *log)
+{
+    memset(f, 0, sizeof *f);
+    f->h = open_heap(log, -1, WBGC_VERIFY, 0, 0);
+    if (!f->h || !(f->p = wbgc_attach(f->h)) || wbgc_add_roots(f->h, g_vroot, sizeof g_vroot) != 0)
+        return 0;
+    if (!(f->a = wbgc_alloc(f->p, 64)) || !(f->hidden = edge_make(f->p, 5400))) return 0;
+    wbgc_write(f->p, &g_vroot[0], f->a);
+    edge_store(f->p, &f->a[3], f->hidden);
+    return 1;
+}
+
+static void vfix_close(vfix *f, errlog *log)
+{
+    wbgc_write(f->p, &g_vroot[0], NULL);
+    wbgc_remove_roots(f->h, g_vroot);
+    CLOSE_HEAP_ERRS_OK(f->h, f->p, log);
+}
+
+/* unmark_by_hand clears the mark bit of the object at v: a reachable object
+   the mark "missed". */
+static void unmark_by_hand(wbgc_heap *h, uintptr_t v)
+{
+    wbgc__span *s = wbgc__span_of(h, v);
+    uint32_t i = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    __atomic_fetch_and(&s->markbits[i >> 6], ~((uint64_t)1 << (i & 63)), __ATOMIC_RELAXED);
+}
+
 /* WBGC_VERIFY catches a lost object, and names it and what points to it:
    a mark bit cleared by hand (a reachable object the mark "missed") after
    marking, before the final pause; a handler that returns gets the object
@@ -5636,27 +5676,19 @@ static void test_misuse_other_threads_p_check_mode(void)
 static void test_verifier_reports_lost(void)
 {
     errlog log;
-    wbgc_heap *h = open_heap(&log, -1, WBGC_VERIFY, 0, 0);
-    REQUIRE(h);
-    wbgc_p *p = wbgc_attach(h);
-    REQUIRE(p);
-    static void *root[1];
-    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
-    void **a = wbgc_alloc(p, 64);
-    REQUIRE(a);
-    wbgc_write(p, &root[0], a);
-    uintptr_t hidden = edge_make(p, 5400);
-    REQUIRE(hidden);
-    edge_store(p, &a[3], hidden);
+    vfix f;
+    REQUIRE(vfix_open(&f, &log));
+    wbgc_heap *h = f.h;
+    wbgc_p *p = f.p;
+    void **a = f.a;
+    uintptr_t hidden = f.hidden;
     wbgc_collect(p);
     CHECKF(errlog_count(&log) == 0, "the verifier reported a sound cycle: %s", errlog_msg(&log, 0));
     REQUIRE(edge_start(h, p));
     wbgc__mark_some(h, &p->gcw, UINT64_MAX, 0, NULL);   /* everything marked */
     uintptr_t y = hidden ^ EDGE_MASK;
-    wbgc__span *s = wbgc__span_of(h, y);
-    REQUIRE(s && is_marked(h, (void *)y) && is_marked(h, a));
-    uint32_t i = (uint32_t)(((uint64_t)(y - s->base) * s->divmagic) >> 32);
-    __atomic_fetch_and(&s->markbits[i >> 6], ~((uint64_t)1 << (i & 63)), __ATOMIC_RELAXED);
+    REQUIRE(is_marked(h, (void *)y) && is_marked(h, a));
+    unmark_by_hand(h, y);
     int e0 = errlog_count(&log);
     edge_finish(h, p);
     CHECKF(errlog_count(&log) == e0 + 1, "%d reports for one lost object", errlog_count(&log) - e0);
@@ -5676,9 +5708,7 @@ static void test_verifier_reports_lost(void)
     CHECKF(errlog_count(&log) == e1 + 1 && ci_contains(errlog_msg(&log, e1), "not scanned") &&
            errlog_has_ptr(&log, e1, p), "an unscanned stack: \"%s\"", errlog_msg(&log, e1));
     note("reported: %s", m);
-    wbgc_write(p, &root[0], NULL);
-    wbgc_remove_roots(h, root);
-    CLOSE_HEAP_ERRS_OK(h, p, &log);
+    vfix_close(&f, &log);
 }
 
 
@@ -5691,27 +5721,19 @@ static void test_verifier_reports_lost(void)
 static void test_verifier_reports_unshaded_entry(void)
 {
     errlog log;
-    wbgc_heap *h = open_heap(&log, -1, WBGC_VERIFY, 0, 0);
-    REQUIRE(h);
-    wbgc_p *p = wbgc_attach(h);
-    REQUIRE(p);
-    static void *root[1];
-    REQUIRE(wbgc_add_roots(h, root, sizeof root) == 0);
-    void **a = wbgc_alloc(p, 64);
-    REQUIRE(a);
-    wbgc_write(p, &root[0], a);
-    uintptr_t hidden = edge_make(p, 5400);
-    REQUIRE(hidden);
-    edge_store(p, &a[3], hidden);
+    vfix f;
+    REQUIRE(vfix_open(&f, &log));
+    wbgc_heap *h = f.h;
+    wbgc_p *p = f.p;
+    void **a = f.a;
+    uintptr_t hidden = f.hidden;
     REQUIRE(edge_start(h, p));
     wbgc__mark_some(h, &p->gcw, UINT64_MAX, 0, NULL);   /* everything marked */
     uintptr_t y = hidden ^ EDGE_MASK;
     wbgc_write(p, &a[3], NULL);                          /* entry: (NULL, y) */
     wbgc__flush_p(h, p);                                 /* drained: y owed */
-    wbgc__span *s = wbgc__span_of(h, y);
-    REQUIRE(s && is_marked(h, (void *)y));
-    uint32_t i = (uint32_t)(((uint64_t)(y - s->base) * s->divmagic) >> 32);
-    __atomic_fetch_and(&s->markbits[i >> 6], ~((uint64_t)1 << (i & 63)), __ATOMIC_RELAXED);
+    REQUIRE(is_marked(h, (void *)y));
+    unmark_by_hand(h, y);
     int e0 = errlog_count(&log);
     edge_finish(h, p);
     CHECKF(errlog_count(&log) == e0 + 1, "%d reports for one unshaded entry", errlog_count(&log) - e0);
@@ -5727,9 +5749,7 @@ static void test_verifier_reports_unshaded_entry(void)
     edge_finish(h, p);
     CHECKF(errlog_count(&log) == e1, "a sound cycle reported: \"%s\"", errlog_msg(&log, e1));
     note("reported: %s", m);
-    wbgc_write(p, &root[0], NULL);
-    wbgc_remove_roots(h, root);
-    CLOSE_HEAP_ERRS_OK(h, p, &log);
+    vfix_close(&f, &log);
 }
 
 /* Barriered stores in bulk, every one checked: Go's write-barrier loop (a

@@ -3435,60 +3435,57 @@ static void wbgc__v_drain(wbgc__verifier *V)
     }
 }
 
-/* wbgc__v_spans ends a verification: every in-use span's vbits cleared,
-   and, when objects were lost, whatever the verifier reached marked too. */
-/* wbgc__v_owed: every object a barrier entry obliged a drain to shade
-   this mark phase (owedbits) must be marked; one left white is reported
-   as lost, and counted. Then the owed bits are cleared. World stopped,
-   before wbgc__v_spans. */
-static void wbgc__v_owed(wbgc__verifier *V)
+/* wbgc__v_each_span calls fn(V, s) on every in-use span, under the heap
+   lock. World stopped. */
+static void wbgc__v_each_span(wbgc__verifier *V, void (*fn)(wbgc__verifier *, wbgc__span *))
 {
     wbgc_heap *h = V->h;
     pthread_mutex_lock(&h->lock);
     for (wbgc__arena *a = h->arenas; a; a = a->next) {
         for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
             wbgc__span *s = a->pages[i];
-            if (!s || s->state != WBGC__SPAN_INUSE || s->base != a->base + (i << WBGC__PAGE_SHIFT))
-                continue;
-            for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
-                uint64_t white = s->owedbits[w] & s->allocbits[w] & ~s->markbits[w];
-                s->owedbits[w] = 0;
-                for (; white; white &= white - 1) {
-                    uintptr_t obj = s->base + (w * 64 + (uint32_t)__builtin_ctzll(white)) * s->elemsize;
-                    V->lost++;
-                    s->vbits[w] |= white & -white;  /* kept if the handler returns */
-                    if (V->nmsg < (int)(sizeof V->msg / sizeof V->msg[0]))
-                        snprintf(V->msg[V->nmsg++], sizeof V->msg[0],
-                                 "wbgc: fatal: verifier: cycle %llu: object %#lx (%zu bytes, span "
-                                 "%#lx) is white at the end of marking, though a barrier entry "
-                                 "drained this cycle named it (an overwritten pointer, or one "
-                                 "stored while its writer's stack was grey): the barrier's "
-                                 "shading lost it, and whatever still holds it (a stack, perhaps "
-                                 "only a stack) would see it freed",
-                                 (unsigned long long)WBGC__LOAD(h->cycles) + 1, (unsigned long)obj,
-                                 (size_t)s->elemsize, (unsigned long)s->base);
-                }
-            }
+            if (s && s->state == WBGC__SPAN_INUSE && s->base == a->base + (i << WBGC__PAGE_SHIFT))
+                fn(V, s);
         }
     }
     pthread_mutex_unlock(&h->lock);
 }
 
-static void wbgc__v_spans(wbgc_heap *h, int repair)
+/* wbgc__v_owed: every object a barrier entry obliged a drain to shade
+   this mark phase (owedbits) must be marked; one left white is reported
+   as lost, and counted. Then the owed bits are cleared. Run on every span
+   before wbgc__v_end. */
+static void wbgc__v_owed(wbgc__verifier *V, wbgc__span *s)
 {
-    pthread_mutex_lock(&h->lock);
-    for (wbgc__arena *a = h->arenas; a; a = a->next) {
-        for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
-            wbgc__span *s = a->pages[i];
-            if (!s || s->state != WBGC__SPAN_INUSE || s->base != a->base + (i << WBGC__PAGE_SHIFT))
-                continue;
-            for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
-                if (repair) s->markbits[w] |= s->vbits[w];
-                s->vbits[w] = 0;
-            }
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
+        uint64_t white = s->owedbits[w] & s->allocbits[w] & ~s->markbits[w];
+        s->owedbits[w] = 0;
+        for (; white; white &= white - 1) {
+            uintptr_t obj = s->base + (w * 64 + (uint32_t)__builtin_ctzll(white)) * s->elemsize;
+            V->lost++;
+            s->vbits[w] |= white & -white;  /* kept if the handler returns */
+            if (V->nmsg < (int)(sizeof V->msg / sizeof V->msg[0]))
+                snprintf(V->msg[V->nmsg++], sizeof V->msg[0],
+                         "wbgc: fatal: verifier: cycle %llu: object %#lx (%zu bytes, span "
+                         "%#lx) is white at the end of marking, though a barrier entry "
+                         "drained this cycle named it (an overwritten pointer, or one "
+                         "stored while its writer's stack was grey): the barrier's "
+                         "shading lost it, and whatever still holds it (a stack, perhaps "
+                         "only a stack) would see it freed",
+                         (unsigned long long)WBGC__LOAD(V->h->cycles) + 1, (unsigned long)obj,
+                         (size_t)s->elemsize, (unsigned long)s->base);
         }
     }
-    pthread_mutex_unlock(&h->lock);
+}
+
+/* wbgc__v_end ends a verification on every span: its vbits cleared, and,
+   when objects were lost, whatever the verifier reached marked too. */
+static void wbgc__v_end(wbgc__verifier *V, wbgc__span *s)
+{
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
+        if (V->lost) s->markbits[w] |= s->vbits[w];
+        s->vbits[w] = 0;
+    }
 }
 
 static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
@@ -3521,8 +3518,8 @@ static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
     }
     wbgc__v_drain(&V);
     free(V.stack);
-    wbgc__v_owed(&V);
-    wbgc__v_spans(h, V.lost != 0);
+    wbgc__v_each_span(&V, wbgc__v_owed);
+    wbgc__v_each_span(&V, wbgc__v_end);
     uint64_t dt = wbgc__now_ns() - t0;
     pthread_mutex_lock(&h->stats_lock);
     h->verify_runs++;
