@@ -3705,9 +3705,9 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
 
 enum { WBGC__SWEPT_FREE, WBGC__SWEPT_PARTIAL, WBGC__SWEPT_FULL };
 
-/* wbgc__sweep_span: a small span's mark bits become its allocation bits; an
-   empty span goes back to the page heap. s is on no list: the caller owns
-   it. Returns what became of it. */
+/* wbgc__sweep_span: a small span's mark bits become its allocation bits.
+   s is on no list: the caller owns it, and gives it back to the page heap
+   (wbgc__pages_free) when this finds it empty. Returns what it found. */
 static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
@@ -3732,12 +3732,7 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
         for (uint32_t w = 0; w < words; w++) dead[w] = s->allocbits[w] & ~s->markbits[w];
         wbgc__zero_slots(s, dead);
     }
-    if (nlive == 0) {
-        pthread_mutex_lock(&h->lock);
-        wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
-        pthread_mutex_unlock(&h->lock);
-        return WBGC__SWEPT_FREE;
-    }
+    if (nlive == 0) return WBGC__SWEPT_FREE;  /* the caller frees its pages */
     for (uint32_t w = 0; w < words; w++) {
         WBGC__STORE(s->allocbits[w], s->markbits[w]);  /* relaxed: check mode reads it */
         s->markbits[w] = 0;                            /* INV-MARKCLEAR */
@@ -3760,7 +3755,11 @@ static int wbgc__sweep_one(wbgc_heap *h, uint32_t spc, wbgc__span **kept)
     pthread_mutex_unlock(&c->lock);
     if (!s) return 0;
     int r = wbgc__sweep_span(h, s);
-    if (r != WBGC__SWEPT_FREE) {
+    if (r == WBGC__SWEPT_FREE) {
+        pthread_mutex_lock(&h->lock);
+        wbgc__pages_free(h, s, WBGC__LOAD(h->cycles));
+        pthread_mutex_unlock(&h->lock);
+    } else {
         if (r == WBGC__SWEPT_PARTIAL && kept && !*kept) {
             *kept = s;
         } else {
@@ -3771,6 +3770,49 @@ static int wbgc__sweep_one(wbgc_heap *h, uint32_t spc, wbgc__span **kept)
     }
     __atomic_fetch_sub(&h->sweep_active, 1, __ATOMIC_RELEASE);
     return 1;
+}
+
+/* wbgc__sweep_batch sweeps up to WBGC__SWEEP_BATCH unswept spans of class
+   spc, taking each lock once for all of them: the central lock to take
+   them and to file them, the heap lock to free the empty ones. Looping on
+   one span at a time, a sweeper that frees span after span (the live set
+   just shrank) takes the heap lock tens of thousands of times a second,
+   and a mutator that waits for it can wait for milliseconds. Returns how
+   many it swept: 0 when the class had none. */
+#define WBGC__SWEEP_BATCH 16
+
+static int wbgc__sweep_batch(wbgc_heap *h, uint32_t spc)
+{
+    wbgc__central *c = &h->central[spc];
+    wbgc__span *batch[WBGC__SWEEP_BATCH];
+    int n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < 3; i++)
+        while (n < WBGC__SWEEP_BATCH && c->unswept[i]) batch[n++] = wbgc__list_pop(&c->unswept[i]);
+    if (n) __atomic_fetch_add(&h->sweep_active, n, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&c->lock);
+    if (!n) return 0;
+    int result[WBGC__SWEEP_BATCH], nfree = 0;
+    for (int i = 0; i < n; i++) {
+        result[i] = wbgc__sweep_span(h, batch[i]);
+        nfree += result[i] == WBGC__SWEPT_FREE;
+    }
+    if (nfree) {
+        uint64_t cycle = WBGC__LOAD(h->cycles);
+        pthread_mutex_lock(&h->lock);
+        for (int i = 0; i < n; i++)
+            if (result[i] == WBGC__SWEPT_FREE) wbgc__pages_free(h, batch[i], cycle);
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (nfree < n) {
+        pthread_mutex_lock(&c->lock);
+        for (int i = 0; i < n; i++)
+            if (result[i] != WBGC__SWEPT_FREE)
+                wbgc__list_push(result[i] == WBGC__SWEPT_FULL ? &c->full : &c->partial, batch[i]);
+        pthread_mutex_unlock(&c->lock);
+    }
+    __atomic_fetch_sub(&h->sweep_active, n, __ATOMIC_RELEASE);
+    return n;
 }
 
 /* Lazy sweeping gives up after this many spans and takes a new one: when a
@@ -3817,16 +3859,16 @@ enum wbgc__sweeper {
 
 /* wbgc__finish_sweep sweeps every span the last cycle left unswept, then
    returns free pages to the OS (wbgc__scavenge). self (may be NULL): the
-   calling P, which keeps answering safepoints between spans. The
+   calling P, which keeps answering safepoints between batches. The
    background sweeper steps aside while the world is stopped (it holds no
-   span between two), so that the stop does not wait for the OS to give its
+   span between two batches), so that the stop does not wait for the OS to give its
    CPU to the mutators that have to park (2 cores, 3+ threads). It sweeps
-   each span under sweeper_lock, which a fork takes (section "Fork"): the
+   each batch under sweeper_lock, which a fork takes (section "Fork"): the
    one thread that touches the central lists while the world is stopped. */
-static int wbgc__sweep_one_background(wbgc_heap *h, uint32_t spc)
+static int wbgc__sweep_batch_background(wbgc_heap *h, uint32_t spc)
 {
     pthread_mutex_lock(&h->sweeper_lock);
-    int r = wbgc__sweep_one(h, spc, NULL);
+    int r = wbgc__sweep_batch(h, spc);
     pthread_mutex_unlock(&h->sweeper_lock);
     return r;
 }
@@ -3836,7 +3878,7 @@ static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, enum wbgc__sweeper wh
     int background = who == WBGC__SWEEP_BACKGROUND;
     uint64_t cycle = WBGC__LOAD(h->cycles);
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
-        while (background ? wbgc__sweep_one_background(h, spc) : wbgc__sweep_one(h, spc, NULL)) {
+        while (background ? wbgc__sweep_batch_background(h, spc) : wbgc__sweep_batch(h, spc)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
             if (background && WBGC__LOAD(h->stopping)) {
                 pthread_mutex_lock(&h->sched_lock);
@@ -3863,7 +3905,7 @@ static int wbgc__sweep_behind(wbgc_heap *h)
     if (goal <= trigger || wbgc__heap_estimate(h) >= trigger + (goal - trigger) / 2) return 0;
     int n = 0;
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses && n < WBGC__SWEEP_BUDGET; spc++)
-        while (n < WBGC__SWEEP_BUDGET && wbgc__sweep_one(h, spc, NULL)) n++;
+        for (int k; n < WBGC__SWEEP_BUDGET && (k = wbgc__sweep_batch(h, spc)) > 0;) n += k;
     return n > 0;
 }
 
@@ -4107,7 +4149,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
        is not stopped. With the lists empty it cannot take another, so after
        this every span is swept (INV-MARKCLEAR). */
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++)
-        while (wbgc__sweep_one(h, spc, NULL)) {}
+        while (wbgc__sweep_batch(h, spc)) {}
     wbgc__sweep_large(h);
     while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
 
