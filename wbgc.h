@@ -68,7 +68,8 @@
                            0: none: incremental mode, where marking runs only
                            in assists (allocation) and wbgc_collect
        flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN,
-                           WBGC_VERIFY. Environment: WBGC_TRACE=1 adds
+                           WBGC_VERIFY, WBGC_FINALIZE_ON_DEMAND (ON
+                           FINALIZERS). Environment: WBGC_TRACE=1 adds
                            WBGC_TRACE, WBGC_VERIFY=1 adds WBGC_VERIFY
        on_error      wbgc_default_on_error: prints to stderr; aborts on misuse
                      and on internal corruption
@@ -222,11 +223,77 @@
    be stale, so they prove nothing alone). Cost: one stop-the-world mark per
    cycle (wbgc_stats.verify_ns).
 
+   ON FINALIZERS (wbgc_set_finalizer, wbgc_run_finalizers)
+
+   A finalizer runs once, after a cycle found its object unreachable. That
+   cycle keeps the object, and everything it reaches, alive and queues the
+   finalizer; the object is freed by a later cycle if it is still
+   unreachable then. The finalizer may store the object somewhere
+   reachable (resurrect it): it then lives on, without a finalizer (it may
+   register a new one). Finalizers never run inside a pause, nor on a
+   thread that allocates or collects: by default the heap starts a thread
+   of its own (attached, with its own P) the first time one is queued, and
+   it runs them, oldest first; with WBGC_FINALIZE_ON_DEMAND they run only
+   when the program calls wbgc_run_finalizers (a single-threaded runtime,
+   an event loop). Queued finalizers that have not run when the heap is
+   freed are dropped.
+   What a finalizable object points to is kept alive until its finalizer
+   has run, so that the finalizer can use it. Hence the order, as in Go
+   and Boehm GC: in a chain of finalizable objects (a points to b), a's
+   finalizer runs first, and b's at a later cycle. A cycle through two or
+   more finalizable objects keeps itself alive: it is never collected and
+   its finalizers never run (break such cycles, or put the finalizer on an
+   object outside the cycle). A pointer from a finalizable object into
+   itself does not keep it alive (Boehm's "ignore self").
+   A finalizable object is scanned like a root at every cycle while it
+   lives: a million of them cost about what a million-word root region
+   does.
+
+   ON WEAK REFERENCES (wbgc_weak_new, wbgc_weak_get)
+
+   A weak handle yields its object while the object is reachable; the
+   cycle that finds the object unreachable clears every handle to it (one
+   per object) while it sweeps the object's span: before the object's
+   finalizer, if any, is queued, and so before it runs. A handle is never
+   cleared while its object is reachable, and never yields an object that
+   a cycle found dead: during a mark, wbgc_weak_get shades what it returns
+   (a read barrier on this path only), so the mark cannot then find it
+   dead; between the end of a mark and the end of its sweep it reads the
+   mark bit. A resurrected object's handle stays cleared. Handles are GC
+   objects (noscan, 16 bytes): the program stores them like any pointer,
+   and the collector frees them once unreachable; the heap keeps each
+   live object's handle alive for it (so weak_new returns the same one).
+
+   ON EPHEMERONS (wbgc_ephemeron_new)
+
+   An ephemeron (key, value) keeps its value alive only while its key is
+   alive for another reason: reachable from the roots through strong
+   pointers and through the values of ephemerons whose keys are reachable.
+   So a weak-keyed table (a JavaScript WeakMap, a Lua table with weak
+   keys) of ephemerons lets an entry go when nothing but the table
+   reaches its key, even when the entry's value points back to the key.
+   When the key dies, the cycle clears the ephemeron's key and value
+   together (both read NULL). The marker reaches the fixpoint as it goes,
+   in every mode: an ephemeron found with its key unmarked waits on the
+   key, and marking the key greys the waiting values; no ephemeron is
+   looked at more than twice a cycle. Ephemerons are GC objects (32
+   bytes); the ephemeron itself is strong (a table holds it as usual).
+
+   ON LAYOUTS (wbgc_layout_new, wbgc_alloc_typed)
+
+   Objects from wbgc_alloc are scanned conservatively, every word. An
+   object from wbgc_alloc_typed is scanned only at the words its layout
+   names (for an array, at those of each record), so integers and floats
+   in it are never taken for pointers (nothing kept alive by accident,
+   less work per object). A pointer into a typed object, from anywhere,
+   keeps it alive as usual (interior pointers too). Its GC pointers are
+   stored with wbgc_write like any others.
+
    WHAT WBGC DOES NOT DO
 
-   It does not move objects, run finalizers, keep weak references, or see GC
-   pointers hidden in malloc memory or thread-local storage that is not
-   registered (ON ROOTS), or in disguised form (xor-ed, compressed).
+   It does not move objects, or see GC pointers hidden in malloc memory or
+   thread-local storage that is not registered (ON ROOTS), or in disguised
+   form (xor-ed, compressed).
 
    See README.md for the design, the rules in full, and measured numbers.
    Licence at the end of the file. */
@@ -266,6 +333,9 @@ typedef struct wbgc_p    wbgc_p;      /* one mutator thread's context ("P")    *
 #define WBGC_NO_STACK_SCAN 0x8u  /* do not scan thread stacks conservatively */
 #define WBGC_VERIFY        0x10u /* re-mark every cycle stop-the-world and
                                     compare: reports any object lost      */
+#define WBGC_FINALIZE_ON_DEMAND 0x20u /* finalizers run only in
+                                    wbgc_run_finalizers, never on a thread
+                                    of the heap's own                      */
 
 typedef struct wbgc_config {
     int      gc_percent;    /* heap growth over live before the next cycle;
@@ -305,6 +375,12 @@ typedef struct wbgc_stats {
     uint64_t verify_runs;     /* WBGC_VERIFY: cycles verified              */
     uint64_t verify_lost;     /* objects the verifier found lost           */
     uint64_t verify_ns;       /* time spent verifying (inside pauses)      */
+    uint64_t finalizers_queued; /* finalizers whose object a cycle found
+                                   unreachable, queued to run              */
+    uint64_t finalizers_run;  /* finalizers that have returned             */
+    uint64_t finalizers_pending; /* registered, object not yet found dead  */
+    uint64_t weak_cleared;    /* weak handles cleared (their object died)  */
+    uint64_t weak_live;       /* weak handles whose object lives           */
 } wbgc_stats;
 
 /* wbgc_config_default fills cfg with the defaults listed above. */
@@ -392,6 +468,102 @@ WBGCDEF void       wbgc_get_stats(wbgc_heap *h, wbgc_stats *out);
    stderr, and aborts when the message reports misuse or corruption. A custom
    handler may call it. */
 WBGCDEF void       wbgc_default_on_error(const char *message, void *user);
+
+/* ---- for language runtimes: finalizers, weak references, ephemerons,
+   precise layouts (ON FINALIZERS ..., ON LAYOUTS, above) ------------------ */
+
+/* A finalizer: called once, on a P of the heap (p), after a cycle found
+   obj unreachable; obj and everything it reaches are intact while it runs.
+   See ON FINALIZERS. */
+typedef void (*wbgc_finalizer)(wbgc_p *p, void *obj, void *arg);
+
+/* wbgc_set_finalizer registers fn(p, obj, arg) to run once after obj
+   becomes unreachable, replacing obj's finalizer if it has one; fn NULL
+   removes it. obj must be the start of an object of this heap (what an
+   allocation returned); arg is kept alive with obj's registration (it is
+   scanned as a root while registered, if it points into the heap).
+   Returns 0, or -1 (after on_error) for an obj that is not an object's
+   start or when memory runs out. Thread: p's. Not a safepoint. May wait
+   briefly for a lock. */
+WBGCDEF int        wbgc_set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *arg);
+
+/* wbgc_run_finalizers runs up to max queued finalizers (0: all queued now)
+   on the calling thread, with p, oldest first; returns how many ran.
+   With WBGC_FINALIZE_ON_DEMAND this is the only place they run; without
+   it the heap's finalizer thread runs them too. Thread: p's. A safepoint
+   (the finalizers allocate, collect, block as they like). */
+WBGCDEF size_t     wbgc_run_finalizers(wbgc_p *p, size_t max);
+
+/* A weak reference: a handle that yields its object until a cycle finds
+   the object unreachable, NULL after. See ON WEAK REFERENCES. */
+typedef struct wbgc_weak wbgc_weak;
+
+/* wbgc_weak_new returns the weak handle of obj (the start of an object of
+   this heap): a GC object itself, collected when unreachable, and the same
+   handle for the same object as long as the handle lives. Store it like
+   any GC pointer (wbgc_write). Returns NULL (after on_error) for a NULL
+   obj, one that is not an object's start, or when memory runs out.
+   Thread: p's. A safepoint (it may allocate the handle). */
+WBGCDEF wbgc_weak *wbgc_weak_new(wbgc_p *p, void *obj);
+
+/* wbgc_weak_get returns w's object, now a strong pointer held by the
+   caller, or NULL once a cycle has found the object unreachable (w NULL:
+   NULL). Thread: p's. Not a safepoint. Takes a lock only between the end
+   of a cycle's mark and the end of its sweep. */
+WBGCDEF void      *wbgc_weak_get(wbgc_p *p, wbgc_weak *w);
+
+/* An ephemeron: a pair (key, value) whose value is kept alive by the pair
+   only as long as the key is alive for other reasons. See ON EPHEMERONS. */
+typedef struct wbgc_ephemeron wbgc_ephemeron;
+
+/* wbgc_ephemeron_new makes an ephemeron: a GC object, collected when
+   unreachable. key: the start of an object of this heap (not NULL);
+   value: any GC pointer or NULL. Returns NULL (after on_error) for a bad
+   key or when memory runs out. Thread: p's. A safepoint (it allocates). */
+WBGCDEF wbgc_ephemeron *wbgc_ephemeron_new(wbgc_p *p, void *key, void *value);
+
+/* wbgc_ephemeron_key / _value return e's key / value, both NULL once a
+   cycle has found the key unreachable. wbgc_ephemeron_set_value replaces
+   the value (with the barrier); after the key died it does nothing.
+   Thread: p's. Not safepoints. As wbgc_weak_get about locks. */
+WBGCDEF void      *wbgc_ephemeron_key(wbgc_p *p, wbgc_ephemeron *e);
+WBGCDEF void      *wbgc_ephemeron_value(wbgc_p *p, wbgc_ephemeron *e);
+WBGCDEF void       wbgc_ephemeron_set_value(wbgc_p *p, wbgc_ephemeron *e, void *value);
+
+/* A precise layout: which words of a record may hold GC pointers. */
+typedef struct wbgc_layout wbgc_layout;
+
+/* wbgc_layout_new makes the layout of a record of record_size bytes (a
+   multiple of the word size, at most 64 KiB) whose GC pointers are the
+   words at the n byte offsets given (each a multiple of the word size,
+   below record_size; n may be 0: nothing to scan). Made once per record
+   type; it lives as long as the heap (at most 65000 per heap). Returns
+   NULL (after on_error) for a bad layout. Thread: any. May block. */
+WBGCDEF const wbgc_layout *wbgc_layout_new(wbgc_heap *h, size_t record_size,
+                                           const size_t *ptr_offsets, size_t n);
+
+/* wbgc_alloc_typed is wbgc_alloc for an object laid out as layout says,
+   repeated from the object's start (an array of such records; a size not
+   a multiple of the record size ends with part of one): the collector
+   scans only the pointer words. A GC pointer kept in any other word does
+   not keep its object alive (check mode reports a wbgc_write into one).
+   Thread: p's. A safepoint. As wbgc_alloc about failures. */
+WBGCDEF void      *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout);
+
+/* wbgc_realloc returns an object of at least size bytes holding obj's
+   first min(size, old size) bytes, as realloc does (obj NULL: wbgc_alloc):
+   obj itself when it is big enough, else a new object of the same kind
+   (scanned, noscan, or typed with the same layout) filled with
+   wbgc_memmove, so that its pointers are moved with the barrier; the
+   bytes past the old size are zero. obj is not freed (the collector frees
+   it once it is unreachable). Returns NULL (after on_error) as wbgc_alloc
+   does, or for an obj that is not an object's start; obj is then
+   unchanged. Thread: p's. A safepoint. */
+WBGCDEF void      *wbgc_realloc(wbgc_p *p, void *obj, size_t size);
+
+/* wbgc_strdup returns a noscan copy of the string s. Thread: p's. A
+   safepoint. NULL (after on_error) as wbgc_alloc. */
+WBGCDEF char      *wbgc_strdup(wbgc_p *p, const char *s);
 
 /* ---- fast paths, inline: the part of a P they read ----------------------
    wbgc__pfast opens every wbgc_p; the inline functions below (and the amd64
