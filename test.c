@@ -6353,6 +6353,572 @@ typedef struct test_case {
     void (*fn)(void);
 } test_case;
 
+/* =========================================================================
+   Finalizers and weak references
+   ========================================================================= */
+
+/* A finalizable test object: a check word derived from its id, and a child
+   (noscan) with its own; a finalizer that finds either wrong saw memory
+   freed under it. */
+typedef struct spnode {
+    uint64_t id, check;
+    struct spchild *child;
+    struct spnode *next;  /* chains and cycles */
+} spnode;
+typedef struct spchild { uint64_t id, check; } spchild;
+
+static uint64_t fcheck(uint64_t id) { return id * 0x9E3779B97F4A7C15ull ^ 0x5EEDu; }
+
+static spnode *spnode_new(wbgc_p *p, uint64_t id)
+{
+    spnode *n = wbgc_alloc(p, sizeof *n);
+    spchild *c = wbgc_alloc_noscan(p, sizeof *c);
+    if (!n || !c) return NULL;
+    n->id = c->id = id;
+    n->check = fcheck(id);
+    c->check = fcheck(id) + 1;
+    wbgc_write(p, &n->child, c);
+    return n;
+}
+
+static int spnode_ok(const spnode *n)
+{
+    return n->check == fcheck(n->id) && n->child && n->child->id == n->id &&
+           n->child->check == fcheck(n->id) + 1;
+}
+
+static uint64_t g_fin_runs, g_fin_bad, g_fin_order[8];
+static int g_fin_norder;
+
+static void fin_count(wbgc_p *p, void *obj, void *arg)
+{
+    (void)p;
+    spnode *n = obj;
+    if (!spnode_ok(n) || arg != (void *)&g_fin_runs) __atomic_fetch_add(&g_fin_bad, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_fin_runs, 1, __ATOMIC_RELAXED);
+}
+
+static void fin_reset(void)
+{
+    g_fin_runs = g_fin_bad = 0;
+    g_fin_norder = 0;
+}
+
+/* n finalizable objects, unreachable on return; returns their ids' sum */
+static NOINLINE void make_finalizable(wbgc_p *p, int n, uint64_t first_id)
+{
+    for (int i = 0; i < n; i++) {
+        spnode *o = spnode_new(p, first_id + (uint64_t)i);
+        if (!o || wbgc_set_finalizer(p, o, fin_count, &g_fin_runs) != 0) {
+            FAILF("set_finalizer failed at %d", i);
+            return;
+        }
+    }
+}
+
+static NOINLINE void collect_scrubbed(wbgc_p *p, int times)
+{
+    for (int i = 0; i < times; i++) {
+        scrub_stack();
+        wbgc_collect(p);
+    }
+}
+
+/* Finalizers run once for unreachable objects, never for reachable ones,
+   with the object and what it points to intact; the objects are freed at
+   a later cycle. */
+static void finalizers_run(unsigned flags, int workers)
+{
+    errlog log;
+    fin_reset();
+    wbgc_heap *h = open_heap(&log, 100, flags | WBGC_FINALIZE_ON_DEMAND, workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { KEEP = 300, DROP = 3000 };
+    static spnode *kept[KEEP];
+    REQUIRE(wbgc_add_roots(h, kept, sizeof kept) == 0);
+    for (int i = 0; i < KEEP; i++) {
+        spnode *o = spnode_new(p, 1000000 + (uint64_t)i);
+        REQUIRE(o);
+        wbgc_write(p, &kept[i], o);
+        CHECK(wbgc_set_finalizer(p, o, fin_count, &g_fin_runs) == 0);
+    }
+    make_finalizable(p, DROP, 1);
+    uint64_t before = heap_alloc_of(h);
+    collect_scrubbed(p, 1);
+    CHECKF(g_fin_runs == 0, "%llu finalizers ran before wbgc_run_finalizers (on demand)",
+           (unsigned long long)g_fin_runs);
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.finalizers_queued >= DROP - 20 && st.finalizers_queued <= DROP,
+           "%llu finalizers queued for %d unreachable objects", (unsigned long long)st.finalizers_queued,
+           DROP);
+    size_t ran = wbgc_run_finalizers(p, 0);
+    CHECKF(ran == st.finalizers_queued, "ran %zu of %llu queued", ran,
+           (unsigned long long)st.finalizers_queued);
+    CHECKF(g_fin_bad == 0, "%llu finalizers saw a broken object", (unsigned long long)g_fin_bad);
+    collect_scrubbed(p, 3);
+    wbgc_run_finalizers(p, 0);
+    st = get_stats(h);
+    CHECKF(g_fin_runs <= DROP, "%llu finalizers ran for %d unreachable objects (one ran twice, or "
+           "for a reachable one)", (unsigned long long)g_fin_runs, DROP);
+    CHECKF(g_fin_runs >= DROP - 20, "only %llu of %d finalizers ran", (unsigned long long)g_fin_runs,
+           DROP);
+    CHECKF(st.finalizers_run == g_fin_runs, "stats say %llu run, counted %llu",
+           (unsigned long long)st.finalizers_run, (unsigned long long)g_fin_runs);
+    CHECKF(st.finalizers_pending >= KEEP && st.finalizers_pending <= KEEP + 20,
+           "%llu finalizers pending, %d objects reachable", (unsigned long long)st.finalizers_pending,
+           KEEP);
+    CHECKF(st.heap_alloc < before - (uint64_t)DROP * 48 / 2,
+           "finalized objects not freed: heap_alloc %llu, %llu before",
+           (unsigned long long)st.heap_alloc, (unsigned long long)before);
+    for (int i = 0; i < KEEP; i++) CHECKF(spnode_ok(kept[i]), "kept object %d broken", i);
+    note("%llu finalizers run, %llu pending", (unsigned long long)g_fin_runs,
+         (unsigned long long)st.finalizers_pending);
+    /* removing a finalizer: it never runs */
+    for (int i = 0; i < KEEP; i++) CHECK(wbgc_set_finalizer(p, kept[i], NULL, NULL) == 0);
+    uint64_t runs = g_fin_runs;
+    memset(kept, 0, sizeof kept);
+    collect_scrubbed(p, 2);
+    wbgc_run_finalizers(p, 0);
+    CHECKF(g_fin_runs == runs, "%llu removed finalizers ran", (unsigned long long)(g_fin_runs - runs));
+    CHECK(get_stats(h).finalizers_pending == 0);
+    wbgc_remove_roots(h, kept);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_finalizers_concurrent(void) { finalizers_run(0, -1); }
+static void test_finalizers_incremental(void) { finalizers_run(0, 0); }
+static void test_finalizers_stw(void) { finalizers_run(WBGC_STW, -1); }
+static void test_finalizers_check_mode(void) { finalizers_run(WBGC_CHECK, -1); }
+
+/* The order: in a chain a -> b of finalizable objects, a's finalizer runs
+   first and b's a cycle later; a cycle of them is never finalized; an
+   object pointing into itself is. */
+static void fin_record(wbgc_p *p, void *obj, void *arg)
+{
+    (void)p;
+    (void)obj;
+    if (g_fin_norder < 8) g_fin_order[g_fin_norder++] = (uint64_t)(uintptr_t)arg;
+    __atomic_fetch_add(&g_fin_runs, 1, __ATOMIC_RELAXED);
+}
+
+static NOINLINE void make_shapes(wbgc_p *p)
+{
+    spnode *a = spnode_new(p, 1), *b = spnode_new(p, 2);     /* chain a -> b */
+    spnode *c = spnode_new(p, 3), *d = spnode_new(p, 4);     /* cycle c <-> d */
+    spnode *e = spnode_new(p, 5);                           /* e -> e */
+    if (!a || !b || !c || !d || !e) return;
+    wbgc_write(p, &a->next, b);
+    wbgc_write(p, &c->next, d);
+    wbgc_write(p, &d->next, c);
+    wbgc_write(p, &e->next, e);
+    wbgc_set_finalizer(p, a, fin_record, (void *)1);
+    wbgc_set_finalizer(p, b, fin_record, (void *)2);
+    wbgc_set_finalizer(p, c, fin_record, (void *)3);
+    wbgc_set_finalizer(p, d, fin_record, (void *)4);
+    wbgc_set_finalizer(p, e, fin_record, (void *)5);
+}
+
+static void test_finalizer_order(void)
+{
+    errlog log;
+    fin_reset();
+    wbgc_heap *h = open_heap(&log, 100, WBGC_FINALIZE_ON_DEMAND, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    make_shapes(p);
+    collect_scrubbed(p, 1);
+    wbgc_run_finalizers(p, 0);
+    int first = g_fin_norder, saw_a = 0, saw_b = 0, saw_e = 0;
+    for (int i = 0; i < first; i++) {
+        saw_a |= g_fin_order[i] == 1;
+        saw_b |= g_fin_order[i] == 2;
+        saw_e |= g_fin_order[i] == 5;
+    }
+    CHECKF(saw_a && !saw_b, "first cycle: a's finalizer %s, b's %s (want a first, b later)",
+           saw_a ? "ran" : "did not run", saw_b ? "ran" : "did not run");
+    CHECKF(saw_e, "an object pointing to itself was not finalized");
+    collect_scrubbed(p, 2);
+    wbgc_run_finalizers(p, 0);
+    saw_b = 0;
+    int cyc = 0;
+    for (int i = first; i < g_fin_norder; i++) saw_b |= g_fin_order[i] == 2;
+    for (int i = 0; i < g_fin_norder; i++) cyc |= g_fin_order[i] == 3 || g_fin_order[i] == 4;
+    CHECKF(saw_b, "b's finalizer did not run after a's");
+    CHECKF(!cyc, "a cycle of finalizable objects was finalized");
+    CHECKF(g_fin_runs == 3, "%llu finalizers ran, want 3 (a, b, e)", (unsigned long long)g_fin_runs);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* A finalizer that stores its object where the program reaches it brings
+   it back: intact, and not finalized again once dropped again. Its weak
+   handle was cleared before the finalizer ran, and stays cleared. */
+static spnode *g_resurrected;
+static wbgc_weak *g_res_weak;
+static int g_res_weak_seen;
+
+static void fin_resurrect(wbgc_p *p, void *obj, void *arg)
+{
+    (void)arg;
+    g_res_weak_seen = wbgc_weak_get(p, g_res_weak) != NULL;
+    wbgc_write(p, &g_resurrected, obj);
+    __atomic_fetch_add(&g_fin_runs, 1, __ATOMIC_RELAXED);
+}
+
+static NOINLINE void make_resurrectable(wbgc_p *p)
+{
+    spnode *o = spnode_new(p, 77);
+    if (!o) return;
+    wbgc_write(p, &g_res_weak, wbgc_weak_new(p, o));
+    wbgc_set_finalizer(p, o, fin_resurrect, NULL);
+}
+
+static void test_finalizer_resurrection(void)
+{
+    errlog log;
+    fin_reset();
+    wbgc_heap *h = open_heap(&log, 100, WBGC_FINALIZE_ON_DEMAND, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    REQUIRE(wbgc_add_roots(h, &g_resurrected, sizeof g_resurrected) == 0);
+    REQUIRE(wbgc_add_roots(h, &g_res_weak, sizeof g_res_weak) == 0);
+    make_resurrectable(p);
+    REQUIRE(g_res_weak);
+    collect_scrubbed(p, 1);
+    wbgc_run_finalizers(p, 0);
+    CHECK(g_fin_runs == 1);
+    CHECKF(!g_res_weak_seen, "the weak handle still gave the object inside its finalizer");
+    REQUIRE(g_resurrected);
+    collect_scrubbed(p, 3);
+    wbgc_run_finalizers(p, 0);
+    CHECKF(spnode_ok(g_resurrected), "the resurrected object was freed");
+    CHECKF(wbgc_weak_get(p, g_res_weak) == NULL, "a cleared weak handle came back");
+    wbgc_write(p, &g_resurrected, NULL);
+    collect_scrubbed(p, 3);
+    wbgc_run_finalizers(p, 0);
+    CHECKF(g_fin_runs == 1, "the finalizer ran %llu times", (unsigned long long)g_fin_runs);
+    wbgc_write(p, &g_res_weak, NULL);
+    wbgc_remove_roots(h, &g_resurrected);
+    wbgc_remove_roots(h, &g_res_weak);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* Without WBGC_FINALIZE_ON_DEMAND the heap's own thread runs them, with a
+   P of its own; heap_free stops it. */
+static pthread_t g_fin_thread_seen;
+
+static void fin_where(wbgc_p *p, void *obj, void *arg)
+{
+    (void)arg;
+    (void)obj;
+    void *x = wbgc_alloc(p, 64);  /* a finalizer may allocate */
+    if (x) g_fin_thread_seen = pthread_self();
+    __atomic_fetch_add(&g_fin_runs, 1, __ATOMIC_RELEASE);
+}
+
+static NOINLINE void make_finalizable_where(wbgc_p *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *o = wbgc_alloc(p, 32);
+        if (o) wbgc_set_finalizer(p, o, fin_where, NULL);
+    }
+}
+
+static void test_finalizer_thread(void)
+{
+    errlog log;
+    fin_reset();
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    make_finalizable_where(p, 100);
+    collect_scrubbed(p, 1);
+    uint64_t t0 = now_ns();
+    wbgc_blocking_begin(p);
+    while (__atomic_load_n(&g_fin_runs, __ATOMIC_ACQUIRE) < 90 && now_ns() - t0 < 10000000000ull)
+        sleep_us(1000);
+    wbgc_blocking_end(p);
+    CHECKF(g_fin_runs >= 90, "the finalizer thread ran %llu of 100 in 10 s",
+           (unsigned long long)g_fin_runs);
+    CHECK(!pthread_equal(g_fin_thread_seen, pthread_self()));
+    CHECK(wbgc_run_finalizers(p, 0) <= 10);
+    CLOSE_HEAP(h, p, &log);
+}
+
+/* Weak handles: the object while it is reachable, NULL once a cycle found
+   it unreachable; one handle per object; counted in the stats. */
+static NOINLINE void make_weak_targets(wbgc_p *p, wbgc_weak **w, int n, uint64_t id0)
+{
+    for (int i = 0; i < n; i++) {
+        spnode *o = spnode_new(p, id0 + (uint64_t)i);
+        wbgc_write(p, &w[i], o ? wbgc_weak_new(p, o) : NULL);
+    }
+}
+
+static void weak_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, flags, workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { N = 2000 };
+    static spnode *strong[N];
+    static wbgc_weak *weak[N], *dead[N];
+    REQUIRE(wbgc_add_roots(h, strong, sizeof strong) == 0);
+    REQUIRE(wbgc_add_roots(h, weak, sizeof weak) == 0);
+    REQUIRE(wbgc_add_roots(h, dead, sizeof dead) == 0);
+    for (int i = 0; i < N; i++) {
+        spnode *o = spnode_new(p, (uint64_t)i);
+        REQUIRE(o);
+        wbgc_write(p, &strong[i], o);
+        wbgc_write(p, &weak[i], wbgc_weak_new(p, o));
+        REQUIRE(weak[i]);
+        CHECK(wbgc_weak_new(p, o) == weak[i]);
+    }
+    make_weak_targets(p, dead, N, 100000);
+    collect_scrubbed(p, 2);
+    int cleared = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        wrong += wbgc_weak_get(p, weak[i]) != strong[i];
+        cleared += wbgc_weak_get(p, dead[i]) == NULL;
+    }
+    CHECKF(wrong == 0, "%d weak handles of reachable objects gave something else", wrong);
+    CHECKF(cleared >= N - 20, "only %d of %d weak handles of dead objects cleared", cleared, N);
+    wbgc_stats st = get_stats(h);
+    CHECKF(st.weak_cleared >= (uint64_t)cleared, "stats: %llu cleared, %d seen",
+           (unsigned long long)st.weak_cleared, cleared);
+    CHECKF(st.weak_live <= (uint64_t)(2 * N - cleared), "stats: %llu live",
+           (unsigned long long)st.weak_live);
+    /* every other object dropped: its handle clears, the rest stay */
+    for (int i = 0; i < N; i += 2) wbgc_write(p, &strong[i], NULL);
+    collect_scrubbed(p, 2);
+    int kept = 0, gone = 0;
+    for (int i = 0; i < N; i++) {
+        spnode *o = wbgc_weak_get(p, weak[i]);
+        if (i % 2) kept += o == strong[i] && spnode_ok(o);
+        else gone += o == NULL;
+    }
+    CHECKF(kept == N / 2, "%d of %d reachable objects still behind their handles", kept, N / 2);
+    CHECKF(gone >= N / 2 - 20, "%d of %d dropped objects' handles cleared", gone, N / 2);
+    CHECK(wbgc_weak_get(p, NULL) == NULL);
+    memset(strong, 0, sizeof strong);
+    memset(weak, 0, sizeof weak);
+    memset(dead, 0, sizeof dead);
+    wbgc_remove_roots(h, strong);
+    wbgc_remove_roots(h, weak);
+    wbgc_remove_roots(h, dead);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_weak_concurrent(void) { weak_run(0, -1); }
+static void test_weak_incremental(void) { weak_run(0, 0); }
+static void test_weak_stw(void) { weak_run(WBGC_STW, -1); }
+static void test_weak_check_mode(void) { weak_run(WBGC_CHECK, -1); }
+
+/* Bad objects are reported, and nothing changes. */
+static void test_specials_misuse(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, WBGC_FINALIZE_ON_DEMAND, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    char *o = wbgc_alloc(p, 64);
+    static long not_heap;
+    CHECK(wbgc_set_finalizer(p, o + 8, fin_count, NULL) == -1);
+    CHECK(errlog_has_ptr(&log, 0, o + 8));
+    CHECK(wbgc_set_finalizer(p, &not_heap, fin_count, NULL) == -1);
+    CHECK(wbgc_weak_new(p, NULL) == NULL);
+    CHECK(wbgc_weak_new(p, o + 16) == NULL);
+    CHECKF(errlog_count(&log) == 4, "%d reports, want 4", errlog_count(&log));
+    CHECK(get_stats(h).finalizers_pending == 0 && get_stats(h).weak_live == 0);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* The stress test of finalizers and weak handles: threads racing the
+   marker register finalizers, make handles, drop objects, and get them
+   back through their handles (keeping some: a weak get during a mark must
+   shade what it gives, or the object is freed under its new holder).
+   Every object has check words; a finalizer or a get that finds them
+   wrong, or a handle cleared while its object is held, fails the test. */
+enum { SPS_SLOTS = 512 };
+typedef struct sps_thread {
+    wbgc_heap *h;
+    unsigned seed;
+    spnode *strong[SPS_SLOTS];      /* registered: a root region */
+    wbgc_weak *weak[SPS_SLOTS];
+    uint64_t gets, hits, revived, cleared_held, broken, fins, made;
+} sps_thread;
+static int g_sps_stop;  /* atomic */
+static uint64_t g_sps_fin_runs, g_sps_fin_bad;
+static spnode *g_sps_back[64];      /* finalizers bring some objects back here */
+
+static void sps_fin(wbgc_p *p, void *obj, void *arg)
+{
+    (void)arg;
+    spnode *n = obj;
+    if (!spnode_ok(n)) __atomic_fetch_add(&g_sps_fin_bad, 1, __ATOMIC_RELAXED);
+    uint64_t k = __atomic_fetch_add(&g_sps_fin_runs, 1, __ATOMIC_RELAXED);
+    if (k % 5 == 0) wbgc_write(p, &g_sps_back[k / 5 % 64], n);  /* resurrect */
+}
+
+static unsigned sps_rand(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
+
+static void *sps_main(void *arg)
+{
+    sps_thread *t = arg;
+    wbgc_p *p = wbgc_attach(t->h);
+    if (!p) return NULL;
+    uint64_t id = (uint64_t)t->seed << 32;
+    while (!__atomic_load_n(&g_sps_stop, __ATOMIC_RELAXED)) {
+        unsigned r = sps_rand(&t->seed), i = r % SPS_SLOTS;
+        switch ((r >> 12) % 8) {
+        case 0: case 1: {  /* a new object, with a handle, some finalizable */
+            spnode *o = spnode_new(p, ++id);
+            if (!o) break;
+            wbgc_weak *w = wbgc_weak_new(p, o);
+            if ((r >> 20) % 3 == 0) wbgc_set_finalizer(p, o, sps_fin, NULL);
+            wbgc_write(p, &t->strong[i], o);
+            wbgc_write(p, &t->weak[i], w);
+            t->made++;
+            break;
+        }
+        case 2:  /* drop the strong reference: the handle may clear */
+            wbgc_write(p, &t->strong[i], NULL);
+            break;
+        default: {  /* get through the handle, check, sometimes keep */
+            spnode *o = wbgc_weak_get(p, t->weak[i]);
+            spnode *held = t->strong[i];
+            t->gets++;
+            if (held && o != held) t->cleared_held++;
+            if (!o) break;
+            t->hits++;
+            for (int k = 0; k < 4; k++) (void)wbgc_alloc(p, 48);  /* held on the stack only */
+            if (!spnode_ok(o)) t->broken++;
+            if (!held && (r >> 20) % 2 == 0) {  /* revive: store it back */
+                wbgc_write(p, &t->strong[i], o);
+                t->revived++;
+            }
+        }
+        }
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void specials_stress_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_config cfg;
+    errlog_init(&log);
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = g_stress_gc_percent;
+    cfg.min_heap = 1 * MB;
+    cfg.flags = flags | g_extra_flags;
+    cfg.mark_workers = workers;
+    cfg.on_error = errlog_cb;
+    cfg.user = &log;
+    wbgc_heap *h = wbgc_heap_new(&cfg);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    __atomic_store_n(&g_sps_stop, 0, __ATOMIC_RELAXED);
+    g_sps_fin_runs = g_sps_fin_bad = 0;
+    memset(g_sps_back, 0, sizeof g_sps_back);
+    REQUIRE(wbgc_add_roots(h, g_sps_back, sizeof g_sps_back) == 0);
+    enum { NT = 2 };
+    static sps_thread th[NT];
+    pthread_t tid[NT];
+    memset(th, 0, sizeof th);
+    for (int i = 0; i < NT; i++) {
+        th[i].h = h;
+        th[i].seed = (unsigned)g_stress_seed * 7919u + (unsigned)i + 1;
+        CHECK(wbgc_add_roots(h, th[i].strong, sizeof th[i].strong) == 0);
+        CHECK(wbgc_add_roots(h, th[i].weak, sizeof th[i].weak) == 0);
+    }
+    wbgc_stats s0 = get_stats(h);
+    for (int i = 0; i < NT; i++) REQUIRE(pthread_create(&tid[i], NULL, sps_main, &th[i]) == 0);
+    wbgc_blocking_begin(p);
+    sleep_us((long)(g_stress_secs * 1e6));
+    __atomic_store_n(&g_sps_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) pthread_join(tid[i], NULL);
+    wbgc_blocking_end(p);
+    uint64_t gets = 0, hits = 0, revived = 0, bad_clear = 0, broken = 0, made = 0;
+    for (int i = 0; i < NT; i++) {
+        gets += th[i].gets;
+        hits += th[i].hits;
+        revived += th[i].revived;
+        bad_clear += th[i].cleared_held;
+        broken += th[i].broken;
+        made += th[i].made;
+    }
+    wbgc_stats s1 = get_stats(h);
+    CHECKF(bad_clear == 0, "%llu weak gets gave NULL or another object while the object was held",
+           (unsigned long long)bad_clear);
+    CHECKF(broken == 0, "%llu objects got through weak handles were broken (freed)",
+           (unsigned long long)broken);
+    CHECKF(g_sps_fin_bad == 0, "%llu finalizers saw a broken object", (unsigned long long)g_sps_fin_bad);
+    CHECKF(s1.cycles - s0.cycles >= 10, "only %llu cycles", (unsigned long long)(s1.cycles - s0.cycles));
+    CHECK(revived > 0 && hits > 0);
+    /* all that is still held is intact; then everything goes */
+    int held_bad = 0;
+    for (int i = 0; i < NT; i++)
+        for (int k = 0; k < SPS_SLOTS; k++)
+            if (th[i].strong[k]) {
+                held_bad += !spnode_ok(th[i].strong[k]);
+                held_bad += wbgc_weak_get(p, th[i].weak[k]) != th[i].strong[k];
+            }
+    CHECKF(held_bad == 0, "%d held objects broken or not behind their handles", held_bad);
+    for (int i = 0; i < NT; i++) memset(th[i].strong, 0, sizeof th[i].strong);
+    memset(g_sps_back, 0, sizeof g_sps_back);
+    for (int k = 0; k < 4; k++) {
+        collect_scrubbed(p, 1);
+        wbgc_run_finalizers(p, 0);  /* with the thread: whatever it left */
+    }
+    wbgc_blocking_begin(p);
+    for (int k = 0; k < 500; k++) {  /* the finalizer thread's last ones */
+        wbgc_stats s = get_stats(h);
+        if (s.finalizers_run == s.finalizers_queued) break;
+        sleep_us(10000);
+    }
+    wbgc_blocking_end(p);
+    memset(g_sps_back, 0, sizeof g_sps_back);
+    collect_scrubbed(p, 3);
+    int live = 0, total = 0;
+    for (int i = 0; i < NT; i++)
+        for (int k = 0; k < SPS_SLOTS; k++)
+            if (th[i].weak[k]) total++, live += wbgc_weak_get(p, th[i].weak[k]) != NULL;
+    wbgc_stats s2 = get_stats(h);
+    CHECKF(live <= total / 20, "%d of %d handles still give an object after everything was dropped",
+           live, total);
+    CHECKF(s2.finalizers_run == s2.finalizers_queued, "%llu finalizers queued, %llu run",
+           (unsigned long long)s2.finalizers_queued, (unsigned long long)s2.finalizers_run);
+    note("%.1f s: %llu cycles, %llu objects, %llu weak gets (%llu hits, %llu revived), %llu "
+         "finalizers run, %llu handles cleared; at the end %d of %d handles live",
+         g_stress_secs, (unsigned long long)(s1.cycles - s0.cycles), (unsigned long long)made,
+         (unsigned long long)gets, (unsigned long long)hits, (unsigned long long)revived,
+         (unsigned long long)s2.finalizers_run, (unsigned long long)s2.weak_cleared, live, total);
+    for (int i = 0; i < NT; i++) {
+        memset(th[i].weak, 0, sizeof th[i].weak);
+        wbgc_remove_roots(h, th[i].strong);
+        wbgc_remove_roots(h, th[i].weak);
+    }
+    wbgc_remove_roots(h, g_sps_back);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_stress_specials_concurrent(void) { specials_stress_run(0, -1); }
+static void test_stress_specials_incremental(void) { specials_stress_run(0, 0); }
+static void test_stress_specials_stw(void) { specials_stress_run(WBGC_STW, -1); }
+static void test_stress_specials_check(void) { specials_stress_run(WBGC_CHECK, -1); }
+static void test_stress_specials_on_demand(void) { specials_stress_run(WBGC_FINALIZE_ON_DEMAND, -1); }
+
 static const test_case g_tests[] = {
     {"config_defaults", test_config_defaults},
     {"zeroed_memory", test_zeroed_memory},
@@ -6437,6 +7003,23 @@ static const test_case g_tests[] = {
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif
+    {"finalizers_concurrent", test_finalizers_concurrent},
+    {"finalizers_incremental", test_finalizers_incremental},
+    {"finalizers_stw", test_finalizers_stw},
+    {"finalizers_check_mode", test_finalizers_check_mode},
+    {"finalizer_order", test_finalizer_order},
+    {"finalizer_resurrection", test_finalizer_resurrection},
+    {"finalizer_thread", test_finalizer_thread},
+    {"weak_concurrent", test_weak_concurrent},
+    {"weak_incremental", test_weak_incremental},
+    {"weak_stw", test_weak_stw},
+    {"weak_check_mode", test_weak_check_mode},
+    {"specials_misuse", test_specials_misuse},
+    {"stress_specials_concurrent", test_stress_specials_concurrent},
+    {"stress_specials_incremental", test_stress_specials_incremental},
+    {"stress_specials_stw", test_stress_specials_stw},
+    {"stress_specials_check", test_stress_specials_check},
+    {"stress_specials_on_demand", test_stress_specials_on_demand},
 };
 #define NTESTS ((int)ARRAY_LEN(g_tests))
 

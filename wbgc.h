@@ -822,8 +822,8 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
                   and last page of a free run map to the run; other pages of
                   free runs map to NULL.
    INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
-                  -> central[i].lock -> heap lock -> roots_lock, work_lock,
-                  stats_lock. Never wait for the world or a hand-shake
+                  -> central[i].lock -> heap lock -> a specials shard's lock
+                  -> fin_lock -> roots_lock, work_lock, stats_lock. Never wait for the world or a hand-shake
                   while holding a central, heap, roots or work lock. Fork:
                   wbgc__heaps_lock first, then each heap's in this order.
 
@@ -1110,6 +1110,11 @@ typedef struct wbgc__span {
                                              barrier entry drained this mark
                                              phase obliged it to shade
                                              (wbgc__v_note_entries) */
+    uint64_t  specialbits[WBGC__BITMAP_WORDS]; /* objects with a special
+                                             record (a finalizer, a weak
+                                             handle); set and cleared
+                                             atomically under the record's
+                                             shard lock */
 } wbgc__span;
 
 /* A sentinel with no free slot: a P's empty cache entries point here, so the
@@ -1240,6 +1245,33 @@ typedef struct wbgc__central {
 
 typedef struct wbgc__root { void *start; uintptr_t lo, hi; } wbgc__root;
 
+/* An object's special record: its finalizer and its weak handle (section
+   "Finalizers and weak references"). Kept in a hash table of its own,
+   split in shards by the object's address, each under its own lock. */
+typedef struct wbgc__special {
+    uintptr_t      obj;      /* the object's start; 0: an empty slot */
+    wbgc_finalizer fn;       /* its finalizer, or NULL */
+    void          *arg;
+    uintptr_t      handle;   /* its weak handle (a GC object), or 0 */
+    uint64_t       swept;    /* h->marks_done when a sweep last saw it */
+} wbgc__special;
+
+#define WBGC__SHARDS 64
+
+typedef struct wbgc__shard {
+    pthread_mutex_t lock;
+    wbgc__special  *tab;     /* open addressing, linear probing */
+    size_t          cap, n;  /* cap: 0 or a power of two */
+} wbgc__shard;
+
+/* A finalizer queued to run: its object found unreachable. */
+typedef struct wbgc__finq {
+    struct wbgc__finq *next;
+    uintptr_t          obj;
+    wbgc_finalizer     fn;
+    void              *arg;
+} wbgc__finq;
+
 typedef struct wbgc__wbchunk { struct wbgc__wbchunk *next; size_t bytes; } wbgc__wbchunk;
 
 struct wbgc_heap {
@@ -1347,6 +1379,23 @@ struct wbgc_heap {
     int             fork_restart;    /* a forked child: start the background
                                         threads at the next cycle; gc_lock */
     uint64_t        fork_t0;         /* when the fork's stop began; gc_lock */
+
+    /* Finalizers and weak handles (section "Finalizers and weak
+       references"). */
+    wbgc__shard     specials[WBGC__SHARDS];
+    uint64_t        marks_done;      /* marks completed; written with the
+                                        world stopped */
+    uint64_t        sweep_done;      /* marks_done as of the last time every
+                                        span was swept (weak gets need no
+                                        lock then); RELEASE/ACQUIRE */
+    pthread_mutex_t fin_lock;        /* the queue and the thread's state */
+    pthread_cond_t  fin_cv;          /* fin_lock: a finalizer was queued */
+    wbgc__finq     *fin_head, *fin_tail;
+    int             fin_started;     /* the finalizer thread was started */
+    int             fin_shutdown;    /* it is to exit */
+    pthread_t       fin_thread;
+    wbgc_p         *fin_p;           /* its P; fin_lock */
+    uint64_t        fin_queued, fin_run, fin_pending, weak_cleared, weak_live; /* atomic */
 };
 
 /* =========================================================================
@@ -1646,6 +1695,7 @@ static void wbgc__span_init(wbgc__span *s, uint32_t spc)
     memset(s->markbits, 0, sizeof s->markbits);  /* INV-MARKCLEAR */
     memset(s->vbits, 0, sizeof s->vbits);
     memset(s->owedbits, 0, sizeof s->owedbits);
+    memset(s->specialbits, 0, sizeof s->specialbits);
 }
 
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
@@ -3376,8 +3426,11 @@ static uint64_t wbgc__help_blocked(wbgc_heap *h, wbgc__gcwork *g)
     return done;
 }
 
+static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g);
+
 /* wbgc__mark_some does up to budget bytes of mark work into g: the root
-   regions if nobody has claimed them, the stacks of blocked Ps, then grey
+   regions and the special records (finalizers, weak handles) if nobody
+   has claimed them, the stacks of blocked Ps, then grey
    objects. Returns the work done, 0 when it found none. dispose: hand g's
    leftover work back to the global lists first (a marker that is not a P
    must: no hand-shake would flush it). stop: see wbgc__drain. */
@@ -3396,6 +3449,7 @@ static uint64_t wbgc__mark_some(wbgc_heap *h, wbgc__gcwork *g, uint64_t budget, 
             done += h->roots[i].hi - h->roots[i].lo;
         }
         pthread_mutex_unlock(&h->roots_lock);
+        done += wbgc__specials_roots(h, g);
         __atomic_store_n(&h->roots_state, 2, __ATOMIC_RELEASE);
         done++;
     }
@@ -3441,6 +3495,325 @@ static void *wbgc__worker_main(void *arg)
     }
     pthread_mutex_unlock(&h->sched_lock);
     return NULL;
+}
+
+/* =========================================================================
+   Finalizers and weak references
+   ========================================================================= */
+
+/* Each object with a finalizer or a weak handle has a special record, in a
+   hash table split in WBGC__SHARDS shards by address (each under its own
+   lock: set_finalizer, weak_new and the sweep of different objects rarely
+   meet), and a bit in its span's specialbits, so that the sweep looks up
+   only the objects that have one. What the collector does with them:
+
+   - Mark: a root job (wbgc__specials_roots) shades every weak handle (the
+     table keeps each live object's handle alive), scans the inside of
+     every finalizable object (not the object itself: what it reaches must
+     outlive it, the object must not keep itself alive) and its argument,
+     and shades every queued finalizer's object and argument. Registered
+     while a mark runs: the registering P does the same at once.
+   - Sweep: before a span's mark bits become its allocation bits, each of
+     its objects with a record that the mark left white (dead) has its weak
+     handle cleared and then its finalizer queued, the object marked so
+     that this sweep keeps it (wbgc__sweep_specials). The finalizer, once
+     run, leaves it unreferenced: the next cycle frees it if nothing else
+     holds it. Each record is stamped with the mark it was swept for.
+   - Weak get: during a mark, the handle's object is shaded (it may have
+     been loaded from the handle after the P's stack was scanned: a read
+     barrier); outside one, once every span has been swept since the last
+     mark (sweep_done), the handle is the truth; between a mark's end and
+     its sweep, a record not yet swept for that mark has its object's mark
+     bit read, under the shard lock the sweep takes. */
+
+static inline size_t wbgc__special_hash(uintptr_t obj)
+{
+    return (size_t)(((uint64_t)(obj >> 4) * 0x9E3779B97F4A7C15ull) >> 20);
+}
+
+static inline wbgc__shard *wbgc__shard_of(wbgc_heap *h, size_t hash)
+{
+    return &h->specials[hash & (WBGC__SHARDS - 1)];
+}
+
+/* wbgc__special_find: obj's record in sh, or NULL. Shard lock held. */
+static wbgc__special *wbgc__special_find(wbgc__shard *sh, uintptr_t obj, size_t hash)
+{
+    if (!sh->cap) return NULL;
+    for (size_t i = (hash >> 6) & (sh->cap - 1);; i = (i + 1) & (sh->cap - 1)) {
+        if (sh->tab[i].obj == obj) return &sh->tab[i];
+        if (!sh->tab[i].obj) return NULL;
+    }
+}
+
+/* wbgc__special_add gives obj an empty record in sh (obj has none), or
+   returns NULL when memory runs out. Records move when the table grows:
+   pointers to them last only until the next add or delete. Shard lock held. */
+static wbgc__special *wbgc__special_add(wbgc__shard *sh, uintptr_t obj, size_t hash)
+{
+    if ((sh->n + 1) * 4 > sh->cap * 3) {  /* keep the load under 3/4 */
+        size_t cap = sh->cap ? sh->cap * 2 : 64;
+        wbgc__special *tab = (wbgc__special *)calloc(cap, sizeof *tab);
+        if (!tab) return NULL;
+        for (size_t i = 0; i < sh->cap; i++) {
+            if (!sh->tab[i].obj) continue;
+            size_t j = (wbgc__special_hash(sh->tab[i].obj) >> 6) & (cap - 1);
+            while (tab[j].obj) j = (j + 1) & (cap - 1);
+            tab[j] = sh->tab[i];
+        }
+        free(sh->tab);
+        sh->tab = tab;
+        sh->cap = cap;
+    }
+    size_t i = (hash >> 6) & (sh->cap - 1);
+    while (sh->tab[i].obj) i = (i + 1) & (sh->cap - 1);
+    memset(&sh->tab[i], 0, sizeof sh->tab[i]);
+    sh->tab[i].obj = obj;
+    sh->n++;
+    return &sh->tab[i];
+}
+
+/* wbgc__special_del deletes record r, moving back the records after it
+   that probed past its slot (no tombstones). Shard lock held. */
+static void wbgc__special_del(wbgc__shard *sh, wbgc__special *r)
+{
+    size_t mask = sh->cap - 1, i = (size_t)(r - sh->tab), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!sh->tab[j].obj) break;
+        size_t home = (wbgc__special_hash(sh->tab[j].obj) >> 6) & mask;
+        int stays = i < j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            sh->tab[i] = sh->tab[j];
+            i = j;
+        }
+    }
+    memset(&sh->tab[i], 0, sizeof sh->tab[i]);
+    sh->n--;
+}
+
+/* wbgc__special_bit sets or clears obj's bit in its span's specialbits. */
+static void wbgc__special_bit(wbgc__span *s, uintptr_t obj, int on)
+{
+    uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (on) __atomic_fetch_or(&s->specialbits[idx >> 6], bit, __ATOMIC_RELAXED);
+    else __atomic_fetch_and(&s->specialbits[idx >> 6], ~bit, __ATOMIC_RELAXED);
+}
+
+/* wbgc__object_start: is obj the start of an allocated object? Then its
+   span and index go to *sp and *idxp (either may be NULL). */
+static int wbgc__object_start(wbgc_heap *h, uintptr_t obj, wbgc__span **sp, uint32_t *idxp)
+{
+    wbgc__span *s = wbgc__span_of(h, obj);
+    if (!s) return 0;
+    uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
+    if (idx >= s->nelems || s->base + (uintptr_t)idx * s->elemsize != obj) return 0;
+    if (!((__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) >> (idx & 63)) & 1)) return 0;
+    if (sp) *sp = s;
+    if (idxp) *idxp = idx;
+    return 1;
+}
+
+/* wbgc__scan_finalizable shades what the finalizable object obj points to,
+   but not obj itself (a pointer into itself does not keep it alive).
+   Returns the bytes scanned. */
+static WBGC__NO_SANITIZE uint64_t wbgc__scan_finalizable(wbgc_heap *h, wbgc__gcwork *g,
+                                                         uintptr_t obj)
+{
+    wbgc__span *s = wbgc__span_of(h, obj);
+    if (!s || s->noscan) return 0;
+    for (uintptr_t a = obj; a < obj + s->elemsize; a += sizeof(uintptr_t)) {
+        uintptr_t v = *(const volatile uintptr_t *)a;
+        if (v - obj >= s->elemsize) wbgc__shade(h, g, v);
+    }
+    return s->elemsize;
+}
+
+/* wbgc__specials_roots is the root job of the special records and the
+   finalizer queue (see the top of this section). Returns the work done. */
+static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g)
+{
+    uint64_t done = 0;
+    for (int k = 0; k < WBGC__SHARDS; k++) {
+        wbgc__shard *sh = &h->specials[k];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t i = 0; i < sh->cap; i++) {
+            wbgc__special *r = &sh->tab[i];
+            if (!r->obj) continue;
+            if (r->handle) wbgc__shade(h, g, r->handle);
+            if (r->fn) {
+                done += wbgc__scan_finalizable(h, g, r->obj);
+                wbgc__shade(h, g, (uintptr_t)r->arg);
+            }
+            done += sizeof *r;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    pthread_mutex_lock(&h->fin_lock);
+    for (wbgc__finq *q = h->fin_head; q; q = q->next) {
+        wbgc__shade(h, g, q->obj);
+        wbgc__shade(h, g, (uintptr_t)q->arg);
+        done += sizeof *q;
+    }
+    pthread_mutex_unlock(&h->fin_lock);
+    return done;
+}
+
+/* wbgc__sweep_specials does the sweep's part for the special records of
+   span s (see the top of this section): s's mark bits are still this
+   cycle's verdict, and s is the caller's (on no list, or under the heap
+   lock for a large span). A finalizer that cannot be queued (no memory)
+   keeps its object and its record, for the next cycle. */
+static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
+{
+    uint64_t gen = WBGC__LOAD(h->marks_done);
+    int queued = 0;
+    for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
+        uint64_t with = WBGC__LOAD(s->specialbits[w]);
+        for (uint64_t m = with; m; m &= m - 1) {
+            uint64_t bit = m & -m;
+            uintptr_t obj = s->base + (uintptr_t)(w * 64 + (uint32_t)__builtin_ctzll(m)) * s->elemsize;
+            size_t hash = wbgc__special_hash(obj);
+            wbgc__shard *sh = wbgc__shard_of(h, hash);
+            pthread_mutex_lock(&sh->lock);
+            wbgc__special *r = wbgc__special_find(sh, obj, hash);
+            if (r && !(s->markbits[w] & bit)) {  /* dead */
+                if (r->handle) {
+                    __atomic_store_n((uintptr_t *)r->handle, (uintptr_t)0, __ATOMIC_RELEASE);
+                    r->handle = 0;
+                    WBGC__ADD(h->weak_cleared, 1);
+                    __atomic_fetch_sub(&h->weak_live, 1, __ATOMIC_RELAXED);
+                }
+                wbgc__finq *q = r->fn ? (wbgc__finq *)malloc(sizeof *q) : NULL;
+                if (r->fn)  /* kept for its finalizer; atomic: a weak get may read the word */
+                    __atomic_fetch_or(&s->markbits[w], bit, __ATOMIC_RELAXED);
+                if (q) {
+                    q->next = NULL;
+                    q->obj = obj;
+                    q->fn = r->fn;
+                    q->arg = r->arg;
+                    pthread_mutex_lock(&h->fin_lock);
+                    if (h->fin_tail) h->fin_tail->next = q;
+                    else h->fin_head = q;
+                    h->fin_tail = q;
+                    pthread_mutex_unlock(&h->fin_lock);
+                    r->fn = NULL;
+                    r->arg = NULL;
+                    WBGC__ADD(h->fin_queued, 1);
+                    __atomic_fetch_sub(&h->fin_pending, 1, __ATOMIC_RELAXED);
+                    queued = 1;
+                }
+            }
+            if (r) r->swept = gen;
+            if (r && !r->fn && !r->handle) wbgc__special_del(sh, r), r = NULL;
+            if (!r) __atomic_fetch_and(&s->specialbits[w], ~bit, __ATOMIC_RELAXED);
+            pthread_mutex_unlock(&sh->lock);
+        }
+    }
+    if (queued) {
+        pthread_mutex_lock(&h->fin_lock);
+        pthread_cond_broadcast(&h->fin_cv);
+        pthread_mutex_unlock(&h->fin_lock);
+    }
+}
+
+/* wbgc__span_has_specials: does any object of s have a special record? */
+static inline int wbgc__span_has_specials(const wbgc__span *s)
+{
+    uint64_t any = 0;
+    for (uint32_t w = 0; w < WBGC__BITMAP_WORDS; w++) any |= WBGC__LOAD(s->specialbits[w]);
+    return any != 0;
+}
+
+/* wbgc__fin_run runs up to max queued finalizers (0: until none is
+   queued) on p, oldest first. One taken off the queue during a mark is
+   shaded first: the queue was a root, p's stack may be black. */
+static size_t wbgc__fin_run(wbgc_p *p, size_t max)
+{
+    wbgc_heap *h = p->heap;
+    size_t n = 0;
+    for (; !max || n < max; n++) {
+        pthread_mutex_lock(&h->fin_lock);
+        wbgc__finq *q = h->fin_head;
+        if (q) {
+            h->fin_head = q->next;
+            if (!h->fin_head) h->fin_tail = NULL;
+        }
+        pthread_mutex_unlock(&h->fin_lock);
+        if (!q) break;
+        void *obj = (void *)q->obj, *arg = q->arg;
+        wbgc_finalizer fn = q->fn;
+        free(q);
+        if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+            wbgc__shade(h, &p->gcw, (uintptr_t)obj);
+            wbgc__shade(h, &p->gcw, (uintptr_t)arg);
+        }
+        fn(p, obj, arg);
+        WBGC__ADD(h->fin_run, 1);
+    }
+    return n;
+}
+
+/* wbgc__fin_main: the finalizer thread (unless WBGC_FINALIZE_ON_DEMAND).
+   It holds a P of its own and waits for finalizers inside a blocking
+   region, so that it never holds up a collection. */
+static void *wbgc__fin_main(void *arg)
+{
+    wbgc_heap *h = (wbgc_heap *)arg;
+    wbgc_p *p = wbgc_attach(h);
+    pthread_mutex_lock(&h->fin_lock);
+    h->fin_p = p;
+    pthread_cond_broadcast(&h->fin_cv);
+    pthread_mutex_unlock(&h->fin_lock);
+    if (!p) return NULL;
+    for (;;) {
+        wbgc__fin_run(p, 0);
+        wbgc_blocking_begin(p);
+        pthread_mutex_lock(&h->fin_lock);
+        while (!h->fin_head && !h->fin_shutdown) pthread_cond_wait(&h->fin_cv, &h->fin_lock);
+        int stop = h->fin_shutdown;
+        pthread_mutex_unlock(&h->fin_lock);
+        wbgc_blocking_end(p);
+        if (stop) break;
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+/* wbgc__fin_start starts the finalizer thread if the heap runs one and it
+   has not started (in a forked child: not since the fork). Returns 0, or
+   -1 after reporting that it could not. Holding no lock but gc_lock. */
+static int wbgc__fin_start(wbgc_heap *h)
+{
+    if (h->cfg.flags & WBGC_FINALIZE_ON_DEMAND) return 0;
+    pthread_mutex_lock(&h->fin_lock);
+    int err = 0;
+    if (!h->fin_started) {
+        h->fin_shutdown = 0;
+        h->fin_p = NULL;
+        err = pthread_create(&h->fin_thread, NULL, wbgc__fin_main, h);
+        h->fin_started = err == 0;
+    }
+    pthread_mutex_unlock(&h->fin_lock);
+    if (err) {
+        wbgc__report(h, "wbgc: error: cannot start the finalizer thread: %s", strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* wbgc__fin_stop makes the finalizer thread exit (detaching its P), and
+   waits for it. Queued finalizers stay queued. */
+static void wbgc__fin_stop(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->fin_lock);
+    int started = h->fin_started;
+    h->fin_shutdown = 1;
+    h->fin_started = 0;
+    pthread_cond_broadcast(&h->fin_cv);
+    pthread_mutex_unlock(&h->fin_lock);
+    if (started) pthread_join(h->fin_thread, NULL);
 }
 
 /* =========================================================================
@@ -3607,6 +3980,36 @@ static void wbgc__v_drain(wbgc__verifier *V)
     }
 }
 
+/* wbgc__v_specials follows what the special records and the finalizer
+   queue hold, as their root job does (section "Finalizers and weak
+   references"): weak handles, what a finalizable object points to (not
+   into itself), finalizer arguments, queued objects. World stopped: no P
+   changes them, no sweep runs. */
+static WBGC__NO_SANITIZE void wbgc__v_specials(wbgc__verifier *V)
+{
+    wbgc_heap *h = V->h;
+    for (int k = 0; k < WBGC__SHARDS; k++) {
+        wbgc__shard *sh = &h->specials[k];
+        for (size_t i = 0; i < sh->cap; i++) {
+            wbgc__special *r = &sh->tab[i];
+            size_t idx;
+            wbgc__span *s = r->obj ? wbgc__v_object(h, r->obj, &idx) : NULL;
+            if (!s) continue;
+            if (r->handle) wbgc__v_word(V, (uintptr_t)&r->handle, r->handle, 0, 1);
+            if (!r->fn) continue;
+            wbgc__v_word(V, (uintptr_t)&r->arg, (uintptr_t)r->arg, 0, 1);
+            for (uintptr_t a = r->obj; !s->noscan && a < r->obj + s->elemsize; a += sizeof(uintptr_t)) {
+                uintptr_t v = *(const volatile uintptr_t *)a;
+                if (v - r->obj >= s->elemsize) wbgc__v_word(V, a, v, 0, 1);
+            }
+        }
+    }
+    for (wbgc__finq *q = h->fin_head; q; q = q->next) {
+        wbgc__v_word(V, (uintptr_t)&q->obj, q->obj, 0, 1);
+        wbgc__v_word(V, (uintptr_t)&q->arg, (uintptr_t)q->arg, 0, 1);
+    }
+}
+
 /* wbgc__v_each_span calls fn(V, s) on every in-use span, under the heap
    lock. World stopped. */
 static void wbgc__v_each_span(wbgc__verifier *V, void (*fn)(wbgc__verifier *, wbgc__span *))
@@ -3671,6 +4074,7 @@ static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
     pthread_mutex_lock(&h->roots_lock);
     for (size_t r = 0; r < h->nroots; r++) wbgc__v_range(&V, h->roots[r].lo, h->roots[r].hi, 0, 1);
     pthread_mutex_unlock(&h->roots_lock);
+    wbgc__v_specials(&V);
     wbgc__v_drain(&V);
     if (!(h->cfg.flags & WBGC_NO_STACK_SCAN)) {
         for (wbgc_p *q = h->ps; q; q = q->next) {
@@ -3784,6 +4188,7 @@ static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
    every swept span list unswept (a few pointer moves per size class). */
 static void wbgc__mark_termination(wbgc_heap *h)
 {
+    WBGC__STORE(h->marks_done, h->marks_done + 1);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
         WBGC_ASSERT(!wbgc__p_has_work(q));  /* INV-WBBUF */
@@ -3882,6 +4287,7 @@ enum { WBGC__SWEPT_FREE, WBGC__SWEPT_PARTIAL, WBGC__SWEPT_FULL };
    (wbgc__pages_free) when this finds it empty. Returns what it found. */
 static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
+    if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
     for (uint32_t w = 0; w < words; w++) {
         nalloc += (uint32_t)__builtin_popcountll(s->allocbits[w]);
@@ -4007,6 +4413,7 @@ static void wbgc__sweep_large(wbgc_heap *h)
     pthread_mutex_lock(&h->lock);
     wbgc__span *s;
     while ((s = wbgc__list_pop(&h->large_unswept)) != NULL) {
+        if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
         if (s->markbits[0] & 1) {
             s->markbits[0] = 0;  /* INV-MARKCLEAR */
             wbgc__list_push(&h->large, s);
@@ -4048,7 +4455,7 @@ static int wbgc__sweep_batch_background(wbgc_heap *h, uint32_t spc)
 static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, enum wbgc__sweeper who)
 {
     int background = who == WBGC__SWEEP_BACKGROUND;
-    uint64_t cycle = WBGC__LOAD(h->cycles);
+    uint64_t cycle = WBGC__LOAD(h->cycles), gen = WBGC__LOAD(h->marks_done);
     for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
         while (background ? wbgc__sweep_batch_background(h, spc) : wbgc__sweep_batch(h, spc)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
@@ -4060,6 +4467,10 @@ static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, enum wbgc__sweeper wh
         }
     }
     wbgc__sweep_large(h);
+    if (background)  /* spans others took are swept in a moment */
+        while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
+    if (!__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&h->sweep_done, gen, __ATOMIC_RELEASE);
     WBGC__STORE(h->swept_cycle, cycle);
     if (who != WBGC__SWEEP_START || !h->has_sweeper)
         wbgc__scavenge(h, WBGC__LOAD(h->cycles), background);
@@ -4324,6 +4735,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
         while (wbgc__sweep_batch(h, spc)) {}
     wbgc__sweep_large(h);
     while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
+    __atomic_store_n(&h->sweep_done, h->marks_done, __ATOMIC_RELEASE);
 
     WBGC__STORE(h->cycle_marked, 0);
     h->start_paced = !forced;            /* gc_lock held: read at termination */
@@ -4422,11 +4834,13 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     pthread_mutex_lock(&h->roots_lock);
     for (size_t i = 0; i < h->nroots; i++) wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
     pthread_mutex_unlock(&h->roots_lock);
+    wbgc__specials_roots(h, g);
     for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
     wbgc__drain(h, g, UINT64_MAX, NULL);
     wbgc__gcw_dispose(h, g);
     WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
     if (h->cfg.flags & WBGC_VERIFY) wbgc__verify(h, 0);
+    WBGC__STORE(h->marks_done, h->marks_done + 1);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
         wbgc__release_caches(h, q, 1);
@@ -4434,6 +4848,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     }
     wbgc__pace(h, WBGC__LOAD(h->cycle_marked));
     wbgc__finish_sweep(h, NULL, WBGC__SWEEP_WHOLE);
+    __atomic_store_n(&h->sweep_done, h->marks_done, __ATOMIC_RELEASE);
     uint64_t t_end = wbgc__now_ns();
     wbgc__start_world(h);
     wbgc__record_pause(h, t_end - t0);
@@ -4478,6 +4893,11 @@ WBGCDEF void wbgc_get_stats(wbgc_heap *h, wbgc_stats *out)
     out->verify_runs = h->verify_runs;
     out->verify_lost = h->verify_lost;
     out->verify_ns = h->verify_ns;
+    out->finalizers_queued = WBGC__LOAD(h->fin_queued);
+    out->finalizers_run = WBGC__LOAD(h->fin_run);
+    out->finalizers_pending = WBGC__LOAD(h->fin_pending);
+    out->weak_cleared = WBGC__LOAD(h->weak_cleared);
+    out->weak_live = WBGC__LOAD(h->weak_live);
     pthread_mutex_unlock(&h->stats_lock);
 }
 
@@ -4559,6 +4979,8 @@ static void wbgc__fork_lock_heap(wbgc_heap *h)
        and the sweeper held out, no thread takes one. */
     WBGC_ASSERT(__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0);
     pthread_mutex_lock(&h->lock);
+    for (int k = 0; k < WBGC__SHARDS; k++) pthread_mutex_lock(&h->specials[k].lock);
+    pthread_mutex_lock(&h->fin_lock);
     pthread_mutex_lock(&h->roots_lock);
     pthread_mutex_lock(&h->work_lock);
     pthread_mutex_lock(&h->stats_lock);
@@ -4571,6 +4993,8 @@ static void wbgc__fork_unlock_heap(wbgc_heap *h)
     pthread_mutex_unlock(&h->stats_lock);
     pthread_mutex_unlock(&h->work_lock);
     pthread_mutex_unlock(&h->roots_lock);
+    pthread_mutex_unlock(&h->fin_lock);
+    for (int k = WBGC__SHARDS - 1; k >= 0; k--) pthread_mutex_unlock(&h->specials[k].lock);
     pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&h->sweeper_lock);
     pthread_mutex_unlock(&h->sched_lock);
@@ -4592,6 +5016,7 @@ static void wbgc__fork_new_conds(wbgc_heap *h)
 {
     pthread_condattr_t ca;
     pthread_cond_init(&h->resume_cv, NULL);
+    pthread_cond_init(&h->fin_cv, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&h->parked_cv, &ca);  /* timed, on this clock: wbgc__wait_for_ps */
@@ -4677,6 +5102,7 @@ static WBGC__NOINLINE void wbgc__fork_remark(wbgc_heap *h, wbgc_p *self)
 
     wbgc__gcwork *g = &h->gcw;
     for (size_t i = 0; i < h->nroots; i++) wbgc__scan_range(h, g, h->roots[i].lo, h->roots[i].hi);
+    wbgc__specials_roots(h, g);
     if (self) wbgc__scan_p(h, g, self);
     wbgc__drain(h, g, UINT64_MAX, NULL);
     wbgc__gcw_dispose(h, g);
@@ -4708,7 +5134,9 @@ static void wbgc__fork_child_heap(wbgc_heap *h)
         wbgc__fork_drop_p(h, q);
     }
     if (self && self->status == WBGC__P_TAKEN) self->status = WBGC__P_BLOCKED;  /* its taker is gone */
-    h->fork_restart = h->nworkers > 0 || h->has_sweeper;
+    h->fork_restart = h->nworkers > 0 || h->has_sweeper || h->fin_started;
+    h->fin_started = 0;  /* its P was dropped above with the others */
+    h->fin_p = NULL;
     free(h->workers);
     h->workers = NULL;
     h->nworkers = h->has_sweeper = 0;
@@ -4793,6 +5221,7 @@ static void wbgc__fork_restart_threads(wbgc_heap *h)
     if (WBGC__LIKELY(!h->fork_restart)) return;
     h->fork_restart = 0;
     wbgc__start_threads(h);
+    if (WBGC__LOAD(h->fin_pending) || h->fin_head) wbgc__fin_start(h);
 }
 
 /* =========================================================================
@@ -4929,7 +5358,8 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     memset(&tmp, 0, sizeof tmp);
     tmp.cfg = c;
     wbgc__env_overrides(&tmp, &c);
-    const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN | WBGC_VERIFY;
+    const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN | WBGC_VERIFY |
+                           WBGC_FINALIZE_ON_DEMAND;
     if (c.flags & ~known) {
         wbgc__report(&tmp, "wbgc: error: wbgc_heap_new: unknown flags %#x", c.flags & ~known);
         return NULL;
@@ -4976,6 +5406,9 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->stats_lock, NULL);
     pthread_mutex_init(&h->sweeper_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
+    for (int k = 0; k < WBGC__SHARDS; k++) pthread_mutex_init(&h->specials[k].lock, NULL);
+    pthread_mutex_init(&h->fin_lock, NULL);
+    pthread_cond_init(&h->fin_cv, NULL);
     h->trigger_pm = WBGC__TRIGGER_FIRST;
     wbgc__pace(h, 0);
     wbgc__start_threads(h);
@@ -4990,6 +5423,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         wbgc__report(NULL, "wbgc: misuse: wbgc_heap_free(h=%p): not a live wbgc heap", (void *)h);
         return;
     }
+    wbgc__fin_stop(h);  /* its P first (restarted lazily if nothing is freed) */
     pthread_mutex_lock(&h->sched_lock);
     if (h->ps) {
         char list[512];
@@ -5040,6 +5474,16 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         munmap(ck, ck->bytes);
     }
     free(h->roots);
+    for (int k = 0; k < WBGC__SHARDS; k++) {
+        free(h->specials[k].tab);
+        pthread_mutex_destroy(&h->specials[k].lock);
+    }
+    for (wbgc__finq *q = h->fin_head, *n; q; q = n) {  /* dropped, not run */
+        n = q->next;
+        free(q);
+    }
+    pthread_mutex_destroy(&h->fin_lock);
+    pthread_cond_destroy(&h->fin_cv);
     munmap(h->arena_index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_destroy(&h->sched_lock);
@@ -5311,6 +5755,173 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
     }
     pthread_mutex_unlock(&h->roots_lock);
     wbgc__report(h, "wbgc: misuse: wbgc_remove_roots(start=%p): no root region starts there", start);
+}
+
+/* ---- finalizers and weak references (section "Finalizers and weak
+   references"; each body below runs inside its public function's check) */
+
+/* wbgc__not_object reports that obj, passed to fn, is not the start of an
+   object of p's heap (misuse), and returns -1. */
+static int wbgc__not_object(wbgc_p *p, const char *fn, const void *obj)
+{
+    wbgc__report(p->heap, "wbgc: misuse: %s(p=%p, obj=%p): obj is not the start of an allocated "
+                 "object of this heap (pass what wbgc_alloc returned)", fn, (void *)p, obj);
+    return -1;
+}
+
+static int wbgc__set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *arg)
+{
+    wbgc_heap *h = p->heap;
+    wbgc__span *s;
+    if (!wbgc__object_start(h, (uintptr_t)obj, &s, NULL))
+        return wbgc__not_object(p, "wbgc_set_finalizer", obj);
+    size_t hash = wbgc__special_hash((uintptr_t)obj);
+    wbgc__shard *sh = wbgc__shard_of(h, hash);
+    pthread_mutex_lock(&sh->lock);
+    wbgc__special *r = wbgc__special_find(sh, (uintptr_t)obj, hash);
+    if (!fn) {  /* remove */
+        if (r && r->fn) {
+            r->fn = NULL;
+            r->arg = NULL;
+            __atomic_fetch_sub(&h->fin_pending, 1, __ATOMIC_RELAXED);
+            if (!r->handle) {
+                wbgc__special_del(sh, r);
+                wbgc__special_bit(s, (uintptr_t)obj, 0);
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        return 0;
+    }
+    if (!r) {
+        r = wbgc__special_add(sh, (uintptr_t)obj, hash);
+        if (!r) {
+            pthread_mutex_unlock(&sh->lock);
+            wbgc__report(h, "wbgc: out of memory: wbgc_set_finalizer(obj=%p): no memory for "
+                         "its record", obj);
+            return -1;
+        }
+        r->swept = WBGC__LOAD(h->marks_done);
+        wbgc__special_bit(s, (uintptr_t)obj, 1);
+    }
+    if (!r->fn) WBGC__ADD(h->fin_pending, 1);
+    r->fn = fn;
+    r->arg = arg;
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {
+        /* the root job may have passed this shard: do its part here */
+        wbgc__scan_finalizable(h, &p->gcw, (uintptr_t)obj);
+        wbgc__shade(h, &p->gcw, (uintptr_t)arg);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return wbgc__fin_start(h);
+}
+
+WBGCDEF int wbgc_set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *arg)
+{
+    if (wbgc__check_p(p, "wbgc_set_finalizer") < 0) return -1;
+    if (WBGC__UNLIKELY(p->check) && wbgc__enter(p, "wbgc_set_finalizer", WBGC__CALLER_SP()) != 0)
+        return -1;
+    int r = wbgc__set_finalizer(p, obj, fn, arg);
+    if (p->check) wbgc__leave(p);
+    return r;
+}
+
+WBGCDEF size_t wbgc_run_finalizers(wbgc_p *p, size_t max)
+{
+    if (wbgc__check_p(p, "wbgc_run_finalizers") < 0) return 0;
+    if (WBGC__LOAD(p->fast.preempt)) wbgc__safepoint_at(p, "wbgc_run_finalizers");
+    /* Not marked as inside a call (rule 5): the finalizers call wbgc. */
+    return wbgc__fin_run(p, max);
+}
+
+/* A weak handle: one word, its object or 0, in a 16-byte noscan object. */
+struct wbgc_weak { uintptr_t obj; uintptr_t unused; };
+
+static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
+{
+    wbgc_heap *h = p->heap;
+    if (!wbgc__object_start(h, (uintptr_t)obj, NULL, NULL)) {
+        wbgc__not_object(p, "wbgc_weak_new", obj);
+        return NULL;
+    }
+    size_t hash = wbgc__special_hash((uintptr_t)obj);
+    wbgc__shard *sh = wbgc__shard_of(h, hash);
+    wbgc_weak *w = NULL;
+    for (;;) {
+        pthread_mutex_lock(&sh->lock);
+        wbgc__special *r = wbgc__special_find(sh, (uintptr_t)obj, hash);
+        if (r && r->handle) {  /* kept alive by the record (root job) */
+            wbgc_weak *have = (wbgc_weak *)r->handle;
+            pthread_mutex_unlock(&sh->lock);
+            return have;  /* a new one, if made, is garbage */
+        }
+        if (w) {
+            wbgc__span *s;
+            if (!r) r = wbgc__special_add(sh, (uintptr_t)obj, hash);
+            if (!r) {
+                pthread_mutex_unlock(&sh->lock);
+                wbgc__report(h, "wbgc: out of memory: wbgc_weak_new(obj=%p): no memory for "
+                             "its record", obj);
+                return NULL;
+            }
+            if (!r->fn) {  /* a new record */
+                r->swept = WBGC__LOAD(h->marks_done);
+                wbgc__object_start(h, (uintptr_t)obj, &s, NULL);
+                wbgc__special_bit(s, (uintptr_t)obj, 1);
+            }
+            __atomic_store_n(&w->obj, (uintptr_t)obj, __ATOMIC_RELEASE);
+            r->handle = (uintptr_t)w;
+            WBGC__ADD(h->weak_live, 1);
+            pthread_mutex_unlock(&sh->lock);
+            return w;
+        }
+        pthread_mutex_unlock(&sh->lock);
+        /* Allocating is a safepoint: look again after it. obj is held
+           here (and by the caller), so it lives. During a mark the handle
+           is born black; the table keeps it from the next mark on. */
+        w = (wbgc_weak *)wbgc_alloc_noscan(p, sizeof *w);
+        if (!w) return NULL;
+    }
+}
+
+WBGCDEF wbgc_weak *wbgc_weak_new(wbgc_p *p, void *obj)
+{
+    if (wbgc__check_p(p, "wbgc_weak_new") < 0) return NULL;
+    return wbgc__weak_new(p, obj);  /* its allocation marks the P (rule 5) */
+}
+
+/* wbgc__weak_obj: what handle w yields now (see the top of section
+   "Finalizers and weak references"). */
+static uintptr_t wbgc__weak_obj(wbgc_p *p, const wbgc_weak *w)
+{
+    wbgc_heap *h = p->heap;
+    uintptr_t obj = __atomic_load_n(&w->obj, __ATOMIC_ACQUIRE);
+    if (!obj) return 0;
+    if (WBGC__LOAD(h->phase) == WBGC__PHASE_MARK) {  /* every span swept: the handle is true */
+        wbgc__shade(h, &p->gcw, obj);                 /* and the mark will not find it dead */
+        return obj;
+    }
+    if (__atomic_load_n(&h->sweep_done, __ATOMIC_ACQUIRE) == WBGC__LOAD(h->marks_done))
+        return __atomic_load_n(&w->obj, __ATOMIC_ACQUIRE);
+    size_t hash = wbgc__special_hash(obj);
+    wbgc__shard *sh = wbgc__shard_of(h, hash);
+    pthread_mutex_lock(&sh->lock);
+    obj = __atomic_load_n(&w->obj, __ATOMIC_ACQUIRE);  /* cleared meanwhile: stays 0 */
+    if (obj) {
+        wbgc__special *r = wbgc__special_find(sh, obj, hash);
+        wbgc__span *s = wbgc__span_of(h, obj);
+        if (r && s && r->swept != WBGC__LOAD(h->marks_done)) {  /* not swept yet: the mark says */
+            uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
+            if (!((WBGC__LOAD(s->markbits[idx >> 6]) >> (idx & 63)) & 1)) obj = 0;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return obj;
+}
+
+WBGCDEF void *wbgc_weak_get(wbgc_p *p, wbgc_weak *w)
+{
+    if (wbgc__check_p(p, "wbgc_weak_get") < 0 || !w) return NULL;
+    return (void *)wbgc__weak_obj(p, w);
 }
 
 WBGCDEF void wbgc_collect(wbgc_p *p)
