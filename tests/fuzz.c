@@ -28,7 +28,11 @@
  * root region) across allocation; wbgc_add_roots of a region filled with
  * plain stores, wbgc_remove_roots of a region whose object the thread keeps
  * in a local; wbgc_detach then wbgc_attach again; blocking regions around a
- * sleep or a contended lock; wbgc_collect; wbgc_safepoint; garbage.
+ * sleep or a contended lock; wbgc_collect; wbgc_safepoint; garbage; weak
+ * handles of reachable objects (kept in a registered region: each must give
+ * its object while the model reaches it, and a get never gives another
+ * object) and finalizers on reachable objects (fz_fin records the ids it
+ * finalizes: a walk that reaches one fails).
  * Words the moves make out of bytes (a pointer cut in part, a pointer's
  * bytes moved out of line) are data to the model: they reach the barrier
  * and the scan as the non-pointers they are, some looking like heap
@@ -78,18 +82,21 @@
 #define FZ_BUDGET ((uint64_t)1536 * 1024)   /* bytes a thread keeps reachable, about */
 #define FZ_MAX_PROBES 8    /* misuse probes per run (each prints an on_error line) */
 #define FZ_LARGE_SYS_MAX ((uint64_t)64 * 1024 * 1024)
+#define FZ_WEAKS 64        /* weak handles a thread keeps (a registered region) */
+#define FZ_FINALIZED 65536 /* ids of finalized objects remembered, at most */
 
 static int fz_probe_misuse = 1;   /* check mode: use another thread's P, expect the report */
 
 enum {
     FZ_ALLOC, FZ_ALLOC_NOSCAN, FZ_ALLOC_LARGE, FZ_WRITE, FZ_WRITE2, FZ_WRITE_N, FZ_MEMMOVE,
     FZ_HOLD, FZ_ADD_ROOTS, FZ_REMOVE_ROOTS, FZ_REATTACH, FZ_BLOCKING, FZ_LOCK, FZ_COLLECT,
-    FZ_SAFEPOINT, FZ_DROP, FZ_CHURN, FZ_WINDOW, FZ_SPAWN, FZ_PROBE, FZ_VERIFY, FZ_NOPS
+    FZ_SAFEPOINT, FZ_DROP, FZ_CHURN, FZ_WINDOW, FZ_SPAWN, FZ_PROBE, FZ_WEAK, FZ_FINALIZER,
+    FZ_VERIFY, FZ_NOPS
 };
 static const char *const fz_op_names[FZ_NOPS] = {
     "alloc", "alloc_noscan", "alloc_large", "write", "write2", "write_n", "memmove",
     "hold", "add_roots", "remove_roots", "detach+attach", "blocking", "lock", "collect",
-    "safepoint", "drop", "churn", "window", "spawn", "probe", "verify"};
+    "safepoint", "drop", "churn", "window", "spawn", "probe", "weak", "finalizer", "verify"};
 
 /* the weights of the operations, per 1000 (the rest: alloc) */
 static const int fz_weights[FZ_NOPS] = {
@@ -97,7 +104,7 @@ static const int fz_weights[FZ_NOPS] = {
     [FZ_WRITE_N] = 40, [FZ_MEMMOVE] = 150, [FZ_HOLD] = 90, [FZ_ADD_ROOTS] = 25,
     [FZ_REMOVE_ROOTS] = 22, [FZ_REATTACH] = 5, [FZ_BLOCKING] = 12, [FZ_LOCK] = 12,
     [FZ_COLLECT] = 1, [FZ_SAFEPOINT] = 20, [FZ_DROP] = 40, [FZ_CHURN] = 30, [FZ_WINDOW] = 25,
-    [FZ_SPAWN] = 3, [FZ_PROBE] = 3};
+    [FZ_SPAWN] = 3, [FZ_PROBE] = 3, [FZ_WEAK] = 20, [FZ_FINALIZER] = 8};
 
 enum {
     FZ_S_MM_ODD, FZ_S_MM_UNALIGNED, FZ_S_MM_OVERLAP, FZ_S_MM_CUT, FZ_S_MM_REJECTED,
@@ -132,6 +139,7 @@ typedef struct fz_obj {
     uint32_t nslots;        /* scan objects: pointer slots after the two header words */
     uint32_t noscan;
     uint32_t mark;          /* the generation of the last walk that reached it */
+    uint32_t fin;           /* a finalizer was registered for it (fz_op_finalizer) */
     uint32_t next_free;     /* free list: record index + 1 */
     uint64_t *sval;         /* nslots: what each slot word holds */
     uint32_t *stag;         /* nslots: record index + 1 of the object a word points
@@ -178,7 +186,17 @@ typedef struct fz_model {
     uint32_t mm_tag[FZ_MAX_SLOTS + 8];
     fz_ring_ent ring[FZ_RING];
     uint64_t count[FZ_NOPS], stat[FZ_NSTATS];
+    wbgc_weak **weak;       /* FZ_WEAKS handles, registered */
+    uint64_t weak_id[FZ_WEAKS];          /* the id of each handle's object; 0: none */
+    unsigned char *weak_addr[FZ_WEAKS];
+    uint32_t weak_ix[FZ_WEAKS];          /* its record, if weak_id still names it */
 } fz_model;
+
+/* the ids of finalized objects (a set, open addressing), filled by the
+   finalizer thread: a walk that finds one reachable fails */
+static pthread_mutex_t fz_fin_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t fz_fin_ids[FZ_FINALIZED];
+static uint64_t fz_fin_count, fz_fin_broken;   /* fz_fin_mu */
 
 struct fz_helper;
 
@@ -445,6 +463,61 @@ static int fz_region_ok(fz_thread *t, const fz_region *g, const char *what, int 
     return 1;
 }
 
+static int fz_finalized(uint64_t id)
+{
+    pthread_mutex_lock(&fz_fin_mu);
+    size_t i = (size_t)mix64(id) & (FZ_FINALIZED - 1);
+    while (fz_fin_ids[i] && fz_fin_ids[i] != id) i = (i + 1) & (FZ_FINALIZED - 1);
+    int found = fz_fin_ids[i] == id;
+    pthread_mutex_unlock(&fz_fin_mu);
+    return found;
+}
+
+/* fz_fin: the finalizer of fz_op_finalizer's objects; arg: the id, with the
+   top bit set (no heap address) and bit 62 for a noscan object. The object
+   must be intact: a scan object still starts with its id word. */
+static void fz_fin(wbgc_p *p, void *obj, void *arg)
+{
+    (void)p;
+    uint64_t a = (uint64_t)(uintptr_t)arg, id = a & ~(3ULL << 62);
+    pthread_mutex_lock(&fz_fin_mu);
+    if (!(a & (1ULL << 62)) && *(const uint64_t *)obj != fz_idword(id)) fz_fin_broken++;
+    if (fz_fin_count < FZ_FINALIZED / 2) {
+        size_t i = (size_t)mix64(id) & (FZ_FINALIZED - 1);
+        while (fz_fin_ids[i] && fz_fin_ids[i] != id) i = (i + 1) & (FZ_FINALIZED - 1);
+        fz_fin_ids[i] = id;
+    }
+    fz_fin_count++;
+    pthread_mutex_unlock(&fz_fin_mu);
+}
+
+/* fz_check_specials, in a verifying walk (the records just marked): no
+   reachable object was finalized, and each weak handle of a reachable
+   object gives that object. */
+static int fz_check_specials(fz_thread *t)
+{
+    fz_model *m = t->m;
+    for (uint32_t ix = 0; ix < m->nobj; ix++) {
+        const fz_obj *o = &m->obj[ix];
+        if (o->id && o->fin && o->mark == m->gen && fz_finalized(o->id)) {
+            FZ_FAIL(t, "object id %llu at %p is reachable, but its finalizer ran",
+                    (unsigned long long)o->id, (void *)o->addr);
+            return 0;
+        }
+    }
+    for (int i = 0; i < FZ_WEAKS; i++) {
+        const fz_obj *o = m->weak_id[i] ? &m->obj[m->weak_ix[i]] : NULL;
+        if (!o || o->id != m->weak_id[i] || o->mark != m->gen) continue;
+        void *got = wbgc_weak_get(t->p, m->weak[i]);
+        if (got != (void *)o->addr) {
+            FZ_FAIL(t, "weak handle %d of object id %llu at %p, which is reachable, gives %p", i,
+                    (unsigned long long)o->id, (void *)o->addr, got);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* fz_walk marks every record reachable from the roots (verifying each when
    `verify`), frees the records of the rest, and sums live_bytes. Between
    operations only: a record held by an operation's local alone would go. */
@@ -476,6 +549,7 @@ static int fz_walk(fz_thread *t, int verify)
         for (uint32_t i = 0; i < o->nslots; i++) fz_push(m, o->stag[i], &sp);
         if (verify && (++n & 31) == 0) wbgc_safepoint(t->p);
     }
+    if (verify && ok) ok = fz_check_specials(t);
     m->live_bytes = 0;
     for (uint32_t ix = 0; ix < m->nobj; ix++) {
         fz_obj *o = &m->obj[ix];
@@ -1515,6 +1589,60 @@ static NOINLINE void fz_op_probe(fz_thread *t)
                 after > before ? msg : "");
 }
 
+/* fz_op_weak makes (or finds) the weak handle of a reachable object, which
+   must give it, and keeps it in a slot; or gets an old slot's object, which
+   must be NULL or that object, intact if the model still knows it. */
+static void fz_op_weak(fz_thread *t)
+{
+    fz_model *m = t->m;
+    int i = (int)(rnd(&t->rng) % FZ_WEAKS);
+    if (m->weak_id[i] && (rnd(&t->rng) & 1)) {
+        void *got = wbgc_weak_get(t->p, m->weak[i]);
+        fz_what(t, " get slot %d (id %llu): %p", i, (unsigned long long)m->weak_id[i], got);
+        if (got && got != (void *)m->weak_addr[i])
+            FZ_FAIL(t, "weak handle %d of object id %llu at %p gives %p", i,
+                    (unsigned long long)m->weak_id[i], (void *)m->weak_addr[i], got);
+        else if (got && m->obj[m->weak_ix[i]].id == m->weak_id[i])
+            fz_verify_obj(t, m->weak_ix[i], "weak get");
+        return;
+    }
+    uint32_t tag = fz_pick(t, 0);
+    if (!tag) return;
+    unsigned char *addr = m->obj[tag - 1].addr;
+    uint64_t id = m->obj[tag - 1].id;
+    wbgc_weak *w = wbgc_weak_new(t->p, addr);   /* a safepoint: addr is held by the roots */
+    void *got = w ? wbgc_weak_get(t->p, w) : NULL;
+    fz_what(t, " new handle of id %llu %p -> slot %d: %p", (unsigned long long)id, (void *)addr, i,
+            got);
+    if (got != (void *)addr) {
+        FZ_FAIL(t, "wbgc_weak_new(id %llu at %p) gave handle %p, which gives %p",
+                (unsigned long long)id, (void *)addr, (void *)w, got);
+        return;
+    }
+    wbgc_write(t->p, &m->weak[i], w);
+    m->weak_id[i] = id;
+    m->weak_addr[i] = addr;
+    m->weak_ix[i] = tag - 1;
+}
+
+/* fz_op_finalizer registers fz_fin on a reachable object (or, now and then,
+   removes an object's): it must not run while the model reaches it. */
+static void fz_op_finalizer(fz_thread *t)
+{
+    fz_model *m = t->m;
+    uint32_t tag = fz_pick(t, 0);
+    if (!tag) return;
+    fz_obj *o = &m->obj[tag - 1];
+    int remove = o->fin && (rnd(&t->rng) & 3) == 0;
+    void *arg = (void *)(uintptr_t)(o->id | (1ULL << 63) | ((uint64_t)o->noscan << 62));
+    fz_what(t, " %s id %llu %p", remove ? "remove" : "set", (unsigned long long)o->id,
+            (void *)o->addr);
+    if (wbgc_set_finalizer(t->p, o->addr, remove ? NULL : fz_fin, remove ? NULL : arg) != 0)
+        FZ_FAIL(t, "wbgc_set_finalizer(id %llu at %p) failed", (unsigned long long)o->id,
+                (void *)o->addr);
+    o->fin = !remove;
+}
+
 /* ---- the threads ----------------------------------------------------------- */
 
 static int fz_pick_op(fz_thread *t)
@@ -1556,6 +1684,8 @@ static void fz_run_op(fz_thread *t, int op)
     case FZ_WINDOW: fz_op_window(t); break;
     case FZ_SPAWN: fz_op_spawn(t); break;
     case FZ_PROBE: fz_op_probe(t); break;
+    case FZ_WEAK: fz_op_weak(t); break;
+    case FZ_FINALIZER: fz_op_finalizer(t); break;
     default: break;
     }
 }
@@ -1609,6 +1739,9 @@ static void fz_thread_init(fz_thread *t, int idx, wbgc_p *p)
     g->stag = fz_xmalloc(FZ_LOCALS * sizeof(uint32_t));
     if (wbgc_add_roots(fz_heap, g->mem, FZ_LOCALS * sizeof(uint64_t)) != 0)
         FZ_FAIL(t, "wbgc_add_roots of the park region failed");
+    t->m->weak = fz_xmalloc(FZ_WEAKS * sizeof *t->m->weak);
+    if (wbgc_add_roots(fz_heap, t->m->weak, FZ_WEAKS * sizeof *t->m->weak) != 0)
+        FZ_FAIL(t, "wbgc_add_roots of the weak handles failed");
     t->cycles_seen = fz_cycles();
     fz_publish(t, p);
 }
@@ -1632,6 +1765,8 @@ static void fz_thread_fini(fz_thread *t)
     for (int i = 0; i < FZ_LOCALS; i++) t->loc[i] = NULL;
     for (int k = 0; k < FZ_REGIONS; k++) fz_region_free(t, k);
     wbgc_remove_roots(fz_heap, m->park.mem);
+    wbgc_remove_roots(fz_heap, m->weak);
+    free(m->weak);
     free(m->park.mem);
     free(m->park.sval);
     free(m->park.stag);
@@ -1750,6 +1885,8 @@ static void fz_run(unsigned flags, int mark_workers)
     fz_stop = fz_failed = 0;
     fz_next_id = 0;
     fz_probes = 0;
+    memset(fz_fin_ids, 0, sizeof fz_fin_ids);
+    fz_fin_count = fz_fin_broken = 0;
     memset(fz_ops, 0, sizeof fz_ops);
     memset(fz_stats, 0, sizeof fz_stats);
     memset(fz_pub, 0, sizeof fz_pub);
@@ -1785,7 +1922,15 @@ static void fz_run(unsigned flags, int mark_workers)
                "operations missing: %llu memmove, %llu hold, %llu window",
                (unsigned long long)fz_ops[FZ_MEMMOVE], (unsigned long long)fz_ops[FZ_HOLD],
                (unsigned long long)fz_ops[FZ_WINDOW]);
+        CHECKF(fz_ops[FZ_WEAK] > 0 && fz_ops[FZ_FINALIZER] > 0, "operations missing: %llu weak, "
+               "%llu finalizer", (unsigned long long)fz_ops[FZ_WEAK],
+               (unsigned long long)fz_ops[FZ_FINALIZER]);
     }
+    pthread_mutex_lock(&fz_fin_mu);
+    CHECKF(fz_fin_broken == 0, "%llu finalizers found their object broken",
+           (unsigned long long)fz_fin_broken);
+    note("%llu finalizers ran (objects the model had dropped)", (unsigned long long)fz_fin_count);
+    pthread_mutex_unlock(&fz_fin_mu);
     char buf[1024];
     size_t len = 0;
     for (int op = 0; op < FZ_NOPS && len < sizeof buf - 40; op++)
