@@ -1115,6 +1115,10 @@ typedef struct wbgc__span {
                                              handle); set and cleared
                                              atomically under the record's
                                              shard lock */
+    uint64_t  specials_gen; /* h->marks_done as of the sweep that last did
+                               this span's special records (or its start);
+                               RELEASE/ACQUIRE: a weak get between a mark
+                               and its sweep reads it (wbgc__weak_obj) */
 } wbgc__span;
 
 /* A sentinel with no free slot: a P's empty cache entries point here, so the
@@ -1253,7 +1257,6 @@ typedef struct wbgc__special {
     wbgc_finalizer fn;       /* its finalizer, or NULL */
     void          *arg;
     uintptr_t      handle;   /* its weak handle (a GC object), or 0 */
-    uint64_t       swept;    /* h->marks_done when a sweep last saw it */
 } wbgc__special;
 
 #define WBGC__SHARDS 64
@@ -1733,6 +1736,7 @@ static wbgc__span *wbgc__pages_alloc(wbgc_heap *h, size_t npages, uint32_t spc)
         wbgc__run_insert(h, rest);
     }
     wbgc__span_init(s, spc);
+    s->specials_gen = WBGC__LOAD(h->marks_done);  /* nothing of it to sweep */
     for (size_t i = 0; i < npages; i++) wbgc__set_page(h, s->base + (i << WBGC__PAGE_SHIFT), s);
     __atomic_store_n(&s->state, (uint8_t)WBGC__SPAN_INUSE, __ATOMIC_RELEASE);
     return s;
@@ -3518,13 +3522,17 @@ static void *wbgc__worker_main(void *arg)
      handle cleared and then its finalizer queued, the object marked so
      that this sweep keeps it (wbgc__sweep_specials). The finalizer, once
      run, leaves it unreferenced: the next cycle frees it if nothing else
-     holds it. Each record is stamped with the mark it was swept for.
+     holds it. Then the span is stamped with the mark it was swept for
+     (specials_gen), before its mark bits are cleared. Live objects'
+     records cost the sweep nothing.
    - Weak get: during a mark, the handle's object is shaded (it may have
      been loaded from the handle after the P's stack was scanned: a read
      barrier); outside one, once every span has been swept since the last
      mark (sweep_done), the handle is the truth; between a mark's end and
-     its sweep, a record not yet swept for that mark has its object's mark
-     bit read, under the shard lock the sweep takes. */
+     its sweep, in a span not yet stamped for that mark, the object's mark
+     bit is read, under the shard lock that the sweep takes to clear the
+     object's handle: so the sweep has either cleared it (the get sees 0)
+     or not reached it, and then not cleared the marks either. */
 
 static inline size_t wbgc__special_hash(uintptr_t obj)
 {
@@ -3661,24 +3669,24 @@ static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g)
 }
 
 /* wbgc__sweep_specials does the sweep's part for the special records of
-   span s (see the top of this section): s's mark bits are still this
-   cycle's verdict, and s is the caller's (on no list, or under the heap
-   lock for a large span). A finalizer that cannot be queued (no memory)
-   keeps its object and its record, for the next cycle. */
+   span s's dead objects (see the top of this section): s's mark bits are
+   still this cycle's verdict, and s is the caller's (on no list, or under
+   the heap lock for a large span). A finalizer that cannot be queued (no
+   memory) keeps its object and its record, for the next cycle. Then
+   wbgc__specials_done. */
 static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
 {
-    uint64_t gen = WBGC__LOAD(h->marks_done);
     int queued = 0;
     for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
-        uint64_t with = WBGC__LOAD(s->specialbits[w]);
-        for (uint64_t m = with; m; m &= m - 1) {
+        uint64_t dead = WBGC__LOAD(s->specialbits[w]) & ~WBGC__LOAD(s->markbits[w]);
+        for (uint64_t m = dead; m; m &= m - 1) {
             uint64_t bit = m & -m;
             uintptr_t obj = s->base + (uintptr_t)(w * 64 + (uint32_t)__builtin_ctzll(m)) * s->elemsize;
             size_t hash = wbgc__special_hash(obj);
             wbgc__shard *sh = wbgc__shard_of(h, hash);
             pthread_mutex_lock(&sh->lock);
             wbgc__special *r = wbgc__special_find(sh, obj, hash);
-            if (r && !(s->markbits[w] & bit)) {  /* dead */
+            if (r) {
                 if (r->handle) {
                     __atomic_store_n((uintptr_t *)r->handle, (uintptr_t)0, __ATOMIC_RELEASE);
                     r->handle = 0;
@@ -3705,7 +3713,6 @@ static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
                     queued = 1;
                 }
             }
-            if (r) r->swept = gen;
             if (r && !r->fn && !r->handle) wbgc__special_del(sh, r), r = NULL;
             if (!r) __atomic_fetch_and(&s->specialbits[w], ~bit, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&sh->lock);
@@ -3716,6 +3723,14 @@ static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
         pthread_cond_broadcast(&h->fin_cv);
         pthread_mutex_unlock(&h->fin_lock);
     }
+}
+
+/* wbgc__specials_done stamps s as swept for the last mark as far as weak
+   gets are concerned: its dead objects' handles are cleared, and its mark
+   bits, about to become allocation bits, are no longer to be read. */
+static inline void wbgc__specials_done(wbgc_heap *h, wbgc__span *s)
+{
+    __atomic_store_n(&s->specials_gen, WBGC__LOAD(h->marks_done), __ATOMIC_RELEASE);
 }
 
 /* wbgc__span_has_specials: does any object of s have a special record? */
@@ -4288,6 +4303,7 @@ enum { WBGC__SWEPT_FREE, WBGC__SWEPT_PARTIAL, WBGC__SWEPT_FULL };
 static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
     if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
+    wbgc__specials_done(h, s);
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
     for (uint32_t w = 0; w < words; w++) {
         nalloc += (uint32_t)__builtin_popcountll(s->allocbits[w]);
@@ -4313,7 +4329,9 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
     if (nlive == 0) return WBGC__SWEPT_FREE;  /* the caller frees its pages */
     for (uint32_t w = 0; w < words; w++) {
         WBGC__STORE(s->allocbits[w], s->markbits[w]);  /* relaxed: check mode reads it */
-        s->markbits[w] = 0;                            /* INV-MARKCLEAR */
+        /* INV-MARKCLEAR. RELEASE: a weak get that reads the cleared word
+           sees the stamp made before (wbgc__weak_obj) */
+        __atomic_store_n(&s->markbits[w], 0, __ATOMIC_RELEASE);
     }
     s->freeindex = 0;
     if (nlive < nalloc && (h->cfg.flags & WBGC_CHECK)) s->needzero = 1;  /* INV-ZERO */
@@ -4414,8 +4432,9 @@ static void wbgc__sweep_large(wbgc_heap *h)
     wbgc__span *s;
     while ((s = wbgc__list_pop(&h->large_unswept)) != NULL) {
         if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
+        wbgc__specials_done(h, s);
         if (s->markbits[0] & 1) {
-            s->markbits[0] = 0;  /* INV-MARKCLEAR */
+            __atomic_store_n(&s->markbits[0], 0, __ATOMIC_RELEASE);  /* INV-MARKCLEAR; as above */
             wbgc__list_push(&h->large, s);
         } else {
             WBGC__ADD(h->freed_total, (uint64_t)s->elemsize);
@@ -5800,7 +5819,6 @@ static int wbgc__set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *ar
                          "its record", obj);
             return -1;
         }
-        r->swept = WBGC__LOAD(h->marks_done);
         wbgc__special_bit(s, (uintptr_t)obj, 1);
     }
     if (!r->fn) WBGC__ADD(h->fin_pending, 1);
@@ -5864,7 +5882,6 @@ static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
                 return NULL;
             }
             if (!r->fn) {  /* a new record */
-                r->swept = WBGC__LOAD(h->marks_done);
                 wbgc__object_start(h, (uintptr_t)obj, &s, NULL);
                 wbgc__special_bit(s, (uintptr_t)obj, 1);
             }
@@ -5906,13 +5923,18 @@ static uintptr_t wbgc__weak_obj(wbgc_p *p, const wbgc_weak *w)
     wbgc__shard *sh = wbgc__shard_of(h, hash);
     pthread_mutex_lock(&sh->lock);
     obj = __atomic_load_n(&w->obj, __ATOMIC_ACQUIRE);  /* cleared meanwhile: stays 0 */
-    if (obj) {
-        wbgc__special *r = wbgc__special_find(sh, obj, hash);
-        wbgc__span *s = wbgc__span_of(h, obj);
-        if (r && s && r->swept != WBGC__LOAD(h->marks_done)) {  /* not swept yet: the mark says */
-            uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
-            if (!((WBGC__LOAD(s->markbits[idx >> 6]) >> (idx & 63)) & 1)) obj = 0;
-        }
+    wbgc__span *s = obj ? wbgc__span_of(h, obj) : NULL;
+    uint64_t gen = WBGC__LOAD(h->marks_done);
+    if (s && __atomic_load_n(&s->specials_gen, __ATOMIC_ACQUIRE) != gen) {
+        /* Its sweep has not stamped it: the mark says. A clear bit read
+           may be the sweep's clearing, made after it stamped the span
+           (a release store): then the stamp is seen now, and the sweep
+           passed obj without this lock, which it would need to clear
+           obj's handle: obj lives. Else obj is dead. */
+        uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
+        if (!((__atomic_load_n(&s->markbits[idx >> 6], __ATOMIC_ACQUIRE) >> (idx & 63)) & 1) &&
+            __atomic_load_n(&s->specials_gen, __ATOMIC_ACQUIRE) != gen)
+            obj = 0;
     }
     pthread_mutex_unlock(&sh->lock);
     return obj;
