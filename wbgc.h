@@ -551,14 +551,17 @@ WBGCDEF const wbgc_layout *wbgc_layout_new(wbgc_heap *h, size_t record_size,
 WBGCDEF void      *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout);
 
 /* wbgc_realloc returns an object of at least size bytes holding obj's
-   first min(size, old size) bytes, as realloc does (obj NULL: wbgc_alloc):
-   obj itself when it is big enough, else a new object of the same kind
-   (scanned, noscan, or typed with the same layout) filled with
-   wbgc_memmove, so that its pointers are moved with the barrier; the
+   first min(size, old size) bytes, as realloc does (obj NULL: wbgc_alloc).
+   The old size is obj's usable size: what its size class (or, for a
+   large object, its pages) holds, at least the size it was allocated
+   with. obj itself when that is big enough (its contents untouched), else
+   a new object of the same kind (scanned, noscan, or typed with the same
+   layout) filled with wbgc_memmove, so that its pointers are moved with
+   the barrier (a typed object's other words with plain stores); the
    bytes past the old size are zero. obj is not freed (the collector frees
    it once it is unreachable). Returns NULL (after on_error) as wbgc_alloc
-   does, or for an obj that is not an object's start; obj is then
-   unchanged. Thread: p's. A safepoint. */
+   does, or for an obj that is not an object's start (reported as
+   misuse); obj is then unchanged. Thread: p's. A safepoint. */
 WBGCDEF void      *wbgc_realloc(wbgc_p *p, void *obj, size_t size);
 
 /* wbgc_strdup returns a noscan copy of the string s. Thread: p's. A
@@ -1571,6 +1574,25 @@ WBGC__GPR_INLINE wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
     if (!s || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != WBGC__SPAN_INUSE) return NULL;
     if (addr - s->base >= (s->npages << WBGC__PAGE_SHIFT)) return NULL;
     return s;
+}
+
+/* wbgc__object_start: is obj the start of an allocated object of h (what
+   an allocation returned, not an interior pointer, not a free slot)? If
+   so returns 1 with its span and index in *span and *idx; else 0. Any
+   thread; any value (it never faults). An object the caller holds stays
+   allocated; for any other value the answer may be stale at once (a
+   sweep may free or reuse the slot). */
+static int wbgc__object_start(wbgc_heap *h, const void *obj, wbgc__span **span, uint32_t *idx)
+{
+    uintptr_t v = (uintptr_t)obj;
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    if (i >= s->nelems || v != s->base + (uintptr_t)i * s->elemsize) return 0;
+    if (!((__atomic_load_n(&s->allocbits[i >> 6], __ATOMIC_ACQUIRE) >> (i & 63)) & 1)) return 0;
+    *span = s;
+    *idx = i;
+    return 1;
 }
 
 /* wbgc__layout_id: the layout id of object idx of a typed span s: its
@@ -2671,6 +2693,68 @@ WBGCDEF void *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout
     if (WBGC__UNLIKELY(layout->nptrs == 0))  /* nothing to scan */
         return wbgc__alloc(p, size, WBGC__KIND_NOSCAN, 0);
     return wbgc__alloc(p, size, WBGC__KIND_TYPED, layout->id);
+}
+
+/* wbgc__copy_typed copies n bytes of typed object src (object idx of s)
+   into the new object dst of the same layout: the words the layout names
+   through the barrier, the others (integers that may look like pointers,
+   which check mode would report as pointers stored where no scan looks)
+   with plain stores. */
+static void wbgc__copy_typed(wbgc_p *p, wbgc__span *s, uint32_t idx, void *dst, const void *src,
+                             size_t n)
+{
+    const wbgc_layout *l = wbgc__layout_of(p->heap, s, idx);
+    if (!l) {  /* the ephemeron's layout: every word a pointer */
+        wbgc_memmove(p, dst, src, n);
+        return;
+    }
+    size_t nw = n / sizeof(uintptr_t);
+    uintptr_t *d = (uintptr_t *)dst;
+    const uintptr_t *sw = (const uintptr_t *)src;
+    for (size_t w = 0; w < nw; w++) {
+        size_t k = w % l->words;
+        if ((l->bits[k / 64] >> (k % 64)) & 1) wbgc_write(p, &d[w], (void *)sw[w]);
+        else d[w] = sw[w];
+    }
+    memcpy(d + nw, sw + nw, n - nw * sizeof(uintptr_t));  /* a tail shorter than a word */
+}
+
+WBGCDEF void *wbgc_realloc(wbgc_p *p, void *obj, size_t size)
+{
+    if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_realloc", size);
+    if (!obj) return wbgc_alloc(p, size);
+    wbgc__span *s;
+    uint32_t idx;
+    if (!wbgc__object_start(p->heap, obj, &s, &idx)) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_realloc(p=%p, obj=%p, size=%zu): obj is not the "
+                     "start of an allocated object of this heap (what wbgc_alloc returned); "
+                     "nothing done", (void *)p, obj, size);
+        return NULL;
+    }
+    size_t have = s->elemsize;  /* obj's usable size */
+    if (size <= have) return obj;
+    uint32_t kind = s->kind, layout = kind == WBGC__KIND_TYPED ? wbgc__layout_id(s, idx) : 0;
+    /* obj stays alive meanwhile: the caller holds it (an argument) */
+    void *q = wbgc__alloc(p, size, kind, layout);
+    if (!q) return NULL;
+    if (kind == WBGC__KIND_NOSCAN) memcpy(q, obj, have);
+    else if (kind == WBGC__KIND_TYPED) wbgc__copy_typed(p, s, idx, q, obj, have);
+    else wbgc_memmove(p, q, obj, have);
+    return q;
+}
+
+WBGCDEF char *wbgc_strdup(wbgc_p *p, const char *s)
+{
+    if (WBGC__UNLIKELY(!p)) return (char *)wbgc__alloc_null("wbgc_strdup", 0);
+    if (!s) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_strdup(p=%p, s=NULL): no string to copy",
+                     (void *)p);
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *q = (char *)wbgc_alloc_noscan(p, n);
+    if (q) memcpy(q, s, n);
+    return q;
 }
 
 /* wbgc__release_caches hands every cached span of p back to its central
