@@ -142,7 +142,9 @@
    interior pointers included, keeps it alive) and the regions registered with
    wbgc_add_roots. Memory from malloc is invisible to the collector unless it
    is registered. Objects from wbgc_alloc are scanned conservatively in whole;
-   objects from wbgc_alloc_noscan are never scanned (strings, numbers).
+   objects from wbgc_alloc_noscan are never scanned (strings, numbers);
+   objects from wbgc_alloc_typed only at their layout's pointer words (ON
+   LAYOUTS).
 
    Thread-local storage (__thread and _Thread_local variables, values kept
    with pthread_setspecific) is not a root, on any thread. A GC pointer that
@@ -287,7 +289,12 @@
    in it are never taken for pointers (nothing kept alive by accident,
    less work per object). A pointer into a typed object, from anywhere,
    keeps it alive as usual (interior pointers too). Its GC pointers are
-   stored with wbgc_write like any others.
+   stored with wbgc_write like any others; WBGC_CHECK reports a GC pointer
+   stored with wbgc_write into a word the layout does not name (no scan
+   would see it), and WBGC_VERIFY's own mark reads the same words the
+   marker does. wbgc_realloc of a typed object keeps its layout. A layout
+   is a heap's (another heap's is refused), made once per record type; a
+   layout with no pointer words gives noscan objects.
 
    WHAT WBGC DOES NOT DO
 
@@ -547,7 +554,8 @@ WBGCDEF const wbgc_layout *wbgc_layout_new(wbgc_heap *h, size_t record_size,
    a multiple of the record size ends with part of one): the collector
    scans only the pointer words. A GC pointer kept in any other word does
    not keep its object alive (check mode reports a wbgc_write into one).
-   Thread: p's. A safepoint. As wbgc_alloc about failures. */
+   Thread: p's. A safepoint. As wbgc_alloc about failures; a NULL layout,
+   or one another heap made, is misuse (reported, NULL). */
 WBGCDEF void      *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout);
 
 /* wbgc_realloc returns an object of at least size bytes holding obj's
