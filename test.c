@@ -3268,6 +3268,7 @@ static pthread_mutex_t g_st_mu = PTHREAD_MUTEX_INITIALIZER;
 static snode *g_st_shared[ST_SHARED];    /* registered root region; under g_st_mu */
 static uint64_t g_st_shared_id[ST_SHARED], g_st_shared_size[ST_SHARED];   /* under g_st_mu */
 static wbgc_heap *g_st_heap;
+static const wbgc_layout *g_st_layout;   /* typed runs: nodes from wbgc_alloc_typed */
 static snode *const g_st_zero[SN_K];
 static uintptr_t g_st_lo = UINTPTR_MAX, g_st_hi;   /* atomic: where nodes were made */
 
@@ -3396,7 +3397,7 @@ static snode *sn_new(st_thread *t)
     uint64_t r = rnd(&t->rng);
     size_t nw = (r % 512 == 0) ? SN_BIGW + (size_t)(r >> 20) % 2048 : (size_t)(r >> 20) % 9;
     size_t size = sizeof(snode) + nw * sizeof(uint64_t);
-    snode *n = wbgc_alloc(t->p, size);
+    snode *n = g_st_layout ? wbgc_alloc_typed(t->p, size, g_st_layout) : wbgc_alloc(t->p, size);
     if (!n) {
         ST_FAIL(t, "allocation of a %zu-byte node failed", size);
         return NULL;
@@ -3835,7 +3836,13 @@ static long st_check_shared(st_thread *t)
     return nodes;
 }
 
-static void stress_run(unsigned flags, int mark_workers)
+/* stress_run: the stress test in one mode. typed: every node comes from
+   wbgc_alloc_typed, its record a whole snode whose pointer words are
+   child[] alone (repeated over the payload of longer nodes: random
+   words, scanned as pointers and harmless), so the marker reaches
+   children through the layout only, and the ids beside them are plain
+   integers. */
+static void stress_run(unsigned flags, int mark_workers, int typed)
 {
     errlog log;
     pthread_t th[ST_THREADS];
@@ -3845,6 +3852,13 @@ static void stress_run(unsigned flags, int mark_workers)
     alarm(g_timeout + (unsigned)(g_stress_secs + 1));
     wbgc_heap *h = open_heap(&log, g_stress_gc_percent, flags, mark_workers, 0);
     REQUIRE(h);
+    g_st_layout = NULL;
+    if (typed) {
+        size_t offs[SN_K];
+        for (int k = 0; k < SN_K; k++) offs[k] = offsetof(snode, child) + (size_t)k * sizeof(void *);
+        g_st_layout = wbgc_layout_new(h, sizeof(snode), offs, SN_K);
+        REQUIRE(g_st_layout);
+    }
     g_st_heap = h;
     g_st_next_id = 0;
     g_st_lo = UINTPTR_MAX;
@@ -3899,10 +3913,10 @@ static void stress_run(unsigned flags, int mark_workers)
         CHECKF(g_st_ops >= 100, "only %llu mutations in %.2f s", (unsigned long long)g_st_ops, secs);
         CHECK(g_st_holds > 0 && g_st_handoffs > 0 && g_st_memmoves > 0 && g_st_walked > 0);
     }
-    note("%d threads, %.2f s, gc_percent %d: %llu cycles (%llu wbgc_collect), %llu mutations "
+    note("%s%d threads, %.2f s, gc_percent %d: %llu cycles (%llu wbgc_collect), %llu mutations "
          "(%llu barriered stores, %llu holds, %llu handoffs, %llu memmoves), %llu nodes made, "
          "%llu dropped components",
-         started, secs, g_stress_gc_percent, (unsigned long long)cyc,
+         typed ? "typed nodes: " : "", started, secs, g_stress_gc_percent, (unsigned long long)cyc,
          (unsigned long long)g_st_collects, (unsigned long long)g_st_ops,
          (unsigned long long)g_st_stores,
          (unsigned long long)g_st_holds, (unsigned long long)g_st_handoffs,
@@ -3921,12 +3935,17 @@ static void stress_run(unsigned flags, int mark_workers)
     wbgc_remove_roots(h, g_st_shared);
     memset(g_st_shared, 0, sizeof g_st_shared);
     CLOSE_HEAP(h, p, &log);
+    g_st_layout = NULL;
 }
 
-static void test_stress_concurrent(void) { stress_run(0, -1); }
-static void test_stress_incremental(void) { stress_run(0, 0); }
-static void test_stress_stw(void) { stress_run(WBGC_STW, -1); }
-static void test_stress_check(void) { stress_run(WBGC_CHECK, -1); }
+static void test_stress_concurrent(void) { stress_run(0, -1, 0); }
+static void test_stress_incremental(void) { stress_run(0, 0, 0); }
+static void test_stress_stw(void) { stress_run(WBGC_STW, -1, 0); }
+static void test_stress_check(void) { stress_run(WBGC_CHECK, -1, 0); }
+static void test_stress_typed_concurrent(void) { stress_run(0, -1, 1); }
+static void test_stress_typed_incremental(void) { stress_run(0, 0, 1); }
+static void test_stress_typed_stw(void) { stress_run(WBGC_STW, -1, 1); }
+static void test_stress_typed_check(void) { stress_run(WBGC_CHECK, -1, 1); }
 
 /* =========================================================================
    fork(): the parent goes on with every thread, the child with one
@@ -5975,8 +5994,9 @@ static void test_env_mode(void)
    signal are read. */
 static void test_alloc_null_p_reported(void)
 {
-    static const char *const fns[] = {"wbgc_alloc", "wbgc_alloc_noscan"};
-    for (int f = 0; f < 2; f++) {
+    static const char *const fns[] = {"wbgc_alloc", "wbgc_alloc_noscan", "wbgc_alloc_typed",
+                                      "wbgc_realloc", "wbgc_strdup", "wbgc_layout_new"};
+    for (int f = 0; f < (int)ARRAY_LEN(fns); f++) {
         int fd[2];
         REQUIRE(pipe(fd) == 0);
         fflush(stdout);
@@ -5987,7 +6007,13 @@ static void test_alloc_null_p_reported(void)
             dup2(fd[1], 2);
             close(fd[0]);
             signal(SIGABRT, SIG_DFL);   /* not the runner's handler */
-            void *volatile r = f ? wbgc_alloc_noscan(NULL, 24) : wbgc_alloc(NULL, 24);
+            size_t off = 0;
+            void *volatile r = f == 0 ? wbgc_alloc(NULL, 24)
+                             : f == 1 ? wbgc_alloc_noscan(NULL, 24)
+                             : f == 2 ? wbgc_alloc_typed(NULL, 24, NULL)
+                             : f == 3 ? wbgc_realloc(NULL, NULL, 24)
+                             : f == 4 ? (void *)wbgc_strdup(NULL, "x")
+                             : (void *)wbgc_layout_new(NULL, 8, &off, 1);
             (void)r;
             _exit(0);
         }
@@ -6003,7 +6029,8 @@ static void test_alloc_null_p_reported(void)
         waitpid(pid, &status, 0);
         CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                "%s(NULL, 24): the child ended with status %#x, not the misuse abort", fns[f], status);
-        CHECKF(ci_contains(buf, "misuse") && ci_contains(buf, fns[f]) && ci_contains(buf, "p=NULL"),
+        CHECKF(ci_contains(buf, "misuse") && ci_contains(buf, fns[f]) &&
+                   ci_contains(buf, f == 5 ? "not a live wbgc heap" : "p=NULL"),
                "%s(NULL, 24) printed \"%s\"", fns[f], buf);
     }
 }
@@ -6344,6 +6371,475 @@ static void test_longjmp_out_of_call_check_mode(void)
         CLOSE_HEAP_ERRS_OK(h, p, &c.log);
     }
 }
+
+/* =========================================================================
+   Precise layouts (wbgc_layout_new, wbgc_alloc_typed), wbgc_realloc,
+   wbgc_strdup
+   ========================================================================= */
+
+/* The typed tests' shapes: a holder of nrec records of rec bytes and a
+   last, partial record of tail bytes; in each record two pointer words
+   (p0, p1: word indices) and an integer word iw. A record's p0 holds a
+   "keep" object, p1 a typed leaf of one record (its own p0: another keep,
+   its iw: a bait's address), iw the address of a "bait": an object held
+   by nothing but that integer. The second shape is a large object whose
+   records do not divide an oblet (16 KiB = 341 x 48 + 16), so each oblet
+   starts at another phase of the record. */
+typedef struct ty_shape {
+    const char *name;
+    size_t rec, p0, p1, iw, nrec, tail;
+} ty_shape;
+
+static const ty_shape g_ty_shapes[2] = {
+    {"64-byte records in a small object", 64, 0, 1, 3, 200, 24},
+    {"48-byte records in a large object (oblets)", 48, 1, 5, 2, 2000, 16},
+};
+
+#define TY_KEEP 48           /* an object held by a pointer word: checked */
+#define TY_BAIT KB           /* an object held only by an integer word */
+
+static void *ty_obj(wbgc_p *p, size_t n, uint64_t seed)
+{
+    void *q = wbgc_alloc_noscan(p, n);
+    if (!q) FAILF("allocation of %zu bytes failed", n);
+    else fill_pat(q, n, seed);
+    return q;
+}
+
+/* ty_fill fills holder w as the shape says (l NULL: leaves from
+   wbgc_alloc). Returns the bytes of baits made. */
+static NOINLINE size_t ty_fill(wbgc_p *p, const wbgc_layout *l, const ty_shape *sh, uint64_t *w,
+                               uint64_t seed)
+{
+    size_t baits = 0, nw = sh->rec / 8;
+    for (size_t r = 0; r <= sh->nrec; r++) {
+        size_t lim = r < sh->nrec ? sh->rec : sh->tail;  /* bytes of this record */
+        uint64_t *rec = w + r * nw, s = seed + r * 4;
+        if (sh->p0 * 8 + 8 <= lim) wbgc_write(p, &rec[sh->p0], ty_obj(p, TY_KEEP, s));
+        if (sh->p1 * 8 + 8 <= lim) {
+            uint64_t *leaf = l ? wbgc_alloc_typed(p, sh->rec, l) : wbgc_alloc(p, sh->rec);
+            if (!leaf) {
+                FAILF("leaf allocation failed");
+                return baits;
+            }
+            wbgc_write(p, &leaf[sh->p0], ty_obj(p, TY_KEEP, s + 1));
+            leaf[sh->iw] = (uint64_t)(uintptr_t)ty_obj(p, TY_BAIT, s + 2);  /* an integer */
+            baits += TY_BAIT;
+            wbgc_write(p, &rec[sh->p1], leaf);
+        }
+        if (sh->iw * 8 + 8 <= lim) {
+            rec[sh->iw] = (uint64_t)(uintptr_t)ty_obj(p, TY_BAIT, s + 3);
+            baits += TY_BAIT;
+        }
+    }
+    return baits;
+}
+
+/* ty_check: the keeps of holder w intact? Returns the bad ones. */
+static NOINLINE size_t ty_check(const uint64_t *w, const ty_shape *sh, uint64_t seed, int round)
+{
+    size_t bad = 0, nw = sh->rec / 8;
+    for (size_t r = 0; r <= sh->nrec; r++) {
+        size_t lim = r < sh->nrec ? sh->rec : sh->tail;
+        const uint64_t *rec = w + r * nw, s = seed + r * 4;
+        const void *k0 = sh->p0 * 8 + 8 <= lim ? (const void *)(uintptr_t)rec[sh->p0] : NULL;
+        const uint64_t *leaf = sh->p1 * 8 + 8 <= lim ? (const uint64_t *)(uintptr_t)rec[sh->p1] : NULL;
+        if (sh->p0 * 8 + 8 <= lim && (!k0 || check_pat(k0, TY_KEEP, s))) {
+            if (bad++ < 3) FAILF("%s, round %d: record %zu: the object at its pointer word %zu "
+                                 "(%p) was freed", sh->name, round, r, sh->p0, k0);
+        }
+        if (sh->p1 * 8 + 8 <= lim) {
+            const void *k1 = leaf ? (const void *)(uintptr_t)leaf[sh->p0] : NULL;
+            if (!leaf || !k1 || check_pat(k1, TY_KEEP, s + 1)) {
+                if (bad++ < 3) FAILF("%s, round %d: record %zu: its leaf %p or the leaf's object %p "
+                                     "was freed", sh->name, round, r, (const void *)leaf, k1);
+            }
+        }
+    }
+    return bad;
+}
+
+/* typed_run: in one collector mode (every heap verifying its cycles),
+   for each shape: a typed holder keeps what its pointer words hold
+   through cycles and churn, and the baits its integer words hold go at
+   the first collect (heap_alloc drops by their bytes); the same holder
+   from wbgc_alloc keeps the baits (conservative). */
+static void typed_run(unsigned flags, int mark_workers)
+{
+    errlog log;
+    uint64_t rng = 31337;
+    wbgc_heap *h = open_heap(&log, -1, flags | WBGC_VERIFY, mark_workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (int k = 0; k < 2; k++) {
+        const ty_shape *sh = &g_ty_shapes[k];
+        size_t offs[2] = {sh->p0 * 8, sh->p1 * 8}, size = sh->nrec * sh->rec + sh->tail;
+        const wbgc_layout *l = wbgc_layout_new(h, sh->rec, offs, 2);
+        REQUIRE(l);
+        for (int typed = 1; typed >= 0; typed--) {
+            uint64_t seed = 1000000 * (uint64_t)(k * 2 + typed + 1);
+            scrub_stack();
+            wbgc_collect(p);
+            uint64_t s0 = heap_alloc_of(h);
+            uint64_t *volatile hold = typed ? wbgc_alloc_typed(p, size, l) : wbgc_alloc(p, size);
+            REQUIRE(hold);
+            size_t bait = ty_fill(p, typed ? l : NULL, sh, hold, seed);
+            uint64_t s1 = heap_alloc_of(h);
+            scrub_stack();
+            wbgc_collect(p);
+            int64_t drop = (int64_t)s1 - (int64_t)heap_alloc_of(h);
+            if (typed)
+                CHECKF(drop >= (int64_t)(bait * 3 / 4),
+                       "%s: typed holder: heap_alloc dropped %lld bytes at the collect, but its "
+                       "integer words alone held %zu bytes of objects", sh->name, (long long)drop, bait);
+            else
+                CHECKF(drop < (int64_t)(bait / 4),
+                       "%s: wbgc_alloc holder: heap_alloc dropped %lld bytes, though its integer "
+                       "words (scanned conservatively) held %zu bytes", sh->name, (long long)drop, bait);
+            size_t bad = 0;
+            for (int r = 0; r < 3 && !bad; r++) {
+                churn(p, 2 * MB, 2000, &rng);
+                scrub_stack();
+                wbgc_collect(p);
+                bad += ty_check(hold, sh, seed, r);
+            }
+            CHECKF(bad == 0, "%s, %s holder: %zu objects held by pointer words were freed", sh->name,
+                   typed ? "typed" : "wbgc_alloc", bad);
+            note("%s, %s holder of %zu bytes: %zu bytes held by integers; heap_alloc %llu -> "
+                 "%llu, %lld dropped at the collect", sh->name, typed ? "typed" : "wbgc_alloc",
+                 size, bait, (unsigned long long)s0, (unsigned long long)s1, (long long)drop);
+            hold = NULL;
+        }
+    }
+    CHECK(get_stats(h).verify_runs > 0);
+    CLOSE_HEAP(h, p, &log);
+}
+
+static void test_typed_concurrent(void) { typed_run(0, -1); }
+static void test_typed_incremental(void) { typed_run(0, 0); }
+static void test_typed_stw(void) { typed_run(WBGC_STW, -1); }
+static void test_typed_check_mode(void) { typed_run(WBGC_CHECK, -1); }
+
+/* ty_hide: a 4 MiB object held only by word 1 of o, made here so that no
+   copy of its address stays in the caller's frame (a register or a slot
+   that the conservative stack scan would find: seen at -O1 under TSan). */
+static NOINLINE void ty_hide(wbgc_p *p, void **o)
+{
+    o[1] = ty_obj(p, 4 * MB, 5);
+}
+
+/* Layout validation: each bad layout is refused with one report naming
+   wbgc_layout_new; good edge cases are made; a layout with no pointer
+   words allocates objects that keep nothing; alloc_typed refuses a NULL
+   layout and another heap's; a heap makes at most 65000 layouts. */
+static void test_typed_layout_errors(void)
+{
+    static const struct { size_t rec; size_t off[2]; size_t n; int nulloffs; const char *what; } bad[] = {
+        {0, {0, 0}, 0, 0, "record_size"},     {12, {0, 0}, 1, 0, "record_size"},
+        {65544, {0, 0}, 1, 0, "record_size"}, {SIZE_MAX - 7, {0, 0}, 1, 0, "record_size"},
+        {64, {4, 0}, 1, 0, "word size"},      {64, {0, 64}, 2, 0, "below record_size"},
+        {64, {0, 0}, 2, 1, "ptr_offsets is NULL"},
+    };
+    errlog log, log2;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    wbgc_heap *h2 = open_heap(&log2, -1, 0, -1, 0);
+    REQUIRE(h && h2);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        int e0 = errlog_count(&log);
+        const wbgc_layout *l = wbgc_layout_new(h, bad[i].rec, bad[i].nulloffs ? NULL : bad[i].off, bad[i].n);
+        CHECKF(l == NULL, "bad layout %zu (record %zu) was made", i, bad[i].rec);
+        CHECKF(errlog_count(&log) == e0 + 1 && ci_contains(errlog_msg(&log, e0), "wbgc_layout_new") &&
+                   ci_contains(errlog_msg(&log, e0), bad[i].what),
+               "bad layout %zu: %d reports, want one naming wbgc_layout_new and \"%s\": \"%s\"", i,
+               errlog_count(&log) - e0, bad[i].what, errlog_msg(&log, e0));
+    }
+    int e0 = errlog_count(&log);
+    size_t dup[3] = {8, 0, 8}, last = 65536 - 8;
+    CHECK(wbgc_layout_new(h, 8, dup + 1, 1) != NULL);          /* one word, a pointer */
+    CHECK(wbgc_layout_new(h, 65536, &last, 1) != NULL);        /* the largest record */
+    CHECK(wbgc_layout_new(h, 24, dup, 3) != NULL);             /* an offset twice */
+    const wbgc_layout *none = wbgc_layout_new(h, 32, NULL, 0);  /* nothing to scan */
+    REQUIRE(none);
+    CHECKF(errlog_count(&log) == e0, "a good layout was reported: \"%s\"", errlog_msg(&log, e0));
+    /* no pointer words: a pointer kept in one keeps nothing alive */
+    void **volatile o = wbgc_alloc_typed(p, 64, none);
+    REQUIRE(o);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t s0 = heap_alloc_of(h);
+    ty_hide(p, (void **)o);
+    scrub_stack();
+    wbgc_collect(p);
+    CHECKF(heap_alloc_of(h) < s0 + MB, "an object held by a layout with no pointer words stayed: "
+           "heap_alloc %llu -> %llu", (unsigned long long)s0, (unsigned long long)heap_alloc_of(h));
+    /* alloc_typed with no layout, or another heap's */
+    const wbgc_layout *other = wbgc_layout_new(h2, 16, dup + 1, 1);
+    REQUIRE(other);
+    e0 = errlog_count(&log);
+    CHECK(wbgc_alloc_typed(p, 32, NULL) == NULL);
+    CHECK(wbgc_alloc_typed(p, 32, other) == NULL);
+    CHECKF(errlog_count(&log) == e0 + 2 && ci_contains(errlog_msg(&log, e0), "NULL layout") &&
+               ci_contains(errlog_msg(&log, e0 + 1), "another heap"),
+           "alloc_typed with a NULL layout and another heap's: \"%s\", \"%s\"", errlog_msg(&log, e0),
+           errlog_msg(&log, e0 + 1));
+    /* the limit: 65000 layouts per heap, 4 of them made above */
+    size_t made = 4, one = 0;
+    e0 = errlog_count(&log);
+    while (made < 70000 && wbgc_layout_new(h, 8, &one, 1)) made++;
+    CHECKF(made == 65000, "%zu layouts made before the first refusal, want 65000", made);
+    CHECKF(errlog_count(&log) == e0 + 1 && ci_contains(errlog_msg(&log, e0), "65000"),
+           "the refusal: \"%s\"", errlog_msg(&log, e0));
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+    CLOSE_HEAP(h2, NULL, &log2);
+}
+
+/* Check mode: a wbgc_write of a GC pointer into a word of a typed object
+   that its layout does not name is reported (the object, the offset, the
+   record size), in a small and in a large object, through wbgc_write,
+   wbgc_write2 and wbgc_write_n; the store goes ahead. Stores into pointer
+   words, and of integers or NULL into any word, are not. */
+static void test_typed_check_mode_reports(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, WBGC_CHECK, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    size_t offs[2] = {0, 8};
+    const wbgc_layout *l = wbgc_layout_new(h, 64, offs, 2);
+    REQUIRE(l);
+    void *volatile target = wbgc_alloc(p, 32);
+    void **volatile small = wbgc_alloc_typed(p, 2 * 64 + 24, l);
+    void **volatile large = wbgc_alloc_typed(p, 40000, l);
+    REQUIRE(target && small && large);
+    int e0 = errlog_count(&log);
+    wbgc_write(p, &small[0], target);
+    wbgc_write(p, &small[8 + 1], target);       /* record 1, word 1 */
+    wbgc_write(p, &small[16], target);          /* the partial record's word 0 */
+    wbgc_write(p, &large[600 * 8 + 1], target);
+    wbgc_write(p, &small[3], (void *)(uintptr_t)12345);  /* an integer */
+    wbgc_write(p, &small[3], NULL);
+    CHECKF(errlog_count(&log) == e0, "a valid store into a typed object was reported: \"%s\"",
+           errlog_msg(&log, e0));
+    struct { void **slot; void **obj; size_t off; int how; } cases[] = {
+        {&small[3], small, 24, 0},           {&small[8 + 5], small, 104, 0},
+        {&small[18], small, 144, 1},         {&large[600 * 8 + 7], large, 600 * 64 + 56, 2},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        e0 = errlog_count(&log);
+        if (cases[i].how == 0) {
+            wbgc_write(p, cases[i].slot, target);
+        } else if (cases[i].how == 1) {
+            wbgc_write2(p, &small[0], target, cases[i].slot, target);
+        } else {
+            void *slots[2] = {&large[0], cases[i].slot}, *vals[2] = {target, target};
+            wbgc_write_n(p, slots, vals, 2);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "offset %zu of typed object", cases[i].off);
+        const char *m = errlog_msg(&log, e0);
+        CHECKF(errlog_count(&log) == e0 + 1 && ci_contains(m, want) &&
+                   errlog_has_ptr(&log, e0, (void *)cases[i].obj) && ci_contains(m, "record of 64 bytes") &&
+                   errlog_has_ptr(&log, e0, cases[i].slot),
+               "store %zu into a non-pointer word: %d reports, want one naming the object %p, \"%s\", "
+               "the slot and the record size: \"%s\"", i, errlog_count(&log) - e0, (void *)cases[i].obj,
+               want, m);
+        CHECKF(*cases[i].slot == target, "store %zu: the reported store did not go ahead", i);
+    }
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* realloc_hold: objects of each kind grown by wbgc_realloc, each holding
+   a 1 MiB object by a pointer word and another by an integer word (of a
+   typed object: one of a later record). What the new objects keep must
+   follow their kind. Returns the new objects in out[] and the bytes their
+   contents should keep alive (pointer words, and every word of a scanned
+   object) in *kept. */
+static NOINLINE void realloc_hold(wbgc_p *p, const wbgc_layout *l, void **out, uint64_t *kept)
+{
+    /* scanned: both held */
+    uint64_t *a = wbgc_alloc(p, 32);
+    wbgc_write(p, &a[0], ty_obj(p, MB, 1));
+    a[1] = (uintptr_t)ty_obj(p, MB, 2);
+    out[0] = wbgc_realloc(p, a, 5000);
+    /* noscan: neither */
+    uint64_t *b = wbgc_alloc_noscan(p, 32);
+    b[0] = (uintptr_t)ty_obj(p, MB, 3);
+    b[1] = (uintptr_t)ty_obj(p, MB, 4);
+    out[1] = wbgc_realloc(p, b, 5000);
+    /* typed (64-byte records, pointers at 0 and 8): the pointer words
+       keep, in the old part and in a record of the new part */
+    uint64_t *c = wbgc_alloc_typed(p, 64, l);
+    wbgc_write(p, &c[0], ty_obj(p, MB, 5));
+    c[3] = (uintptr_t)ty_obj(p, MB, 6);
+    uint64_t *d = wbgc_realloc(p, c, 100000);   /* large now */
+    if (d) {
+        wbgc_write(p, &d[1000 * 8 + 1], ty_obj(p, MB, 7));
+        d[1000 * 8 + 2] = (uintptr_t)ty_obj(p, MB, 8);
+    }
+    out[2] = d;
+    *kept = 4 * MB;
+}
+
+/* wbgc_realloc and wbgc_strdup, one thread: NULL obj, same object when
+   big enough, contents moved and the rest zero, kind kept (what the new
+   object keeps alive, measured), bad objects reported; wbgc_strdup. */
+static void test_realloc(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, -1, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    size_t offs[2] = {0, 8};
+    const wbgc_layout *l = wbgc_layout_new(h, 64, offs, 2);
+    REQUIRE(l);
+    /* obj NULL: an allocation */
+    unsigned char *volatile q = wbgc_realloc(p, NULL, 40);
+    REQUIRE(q);
+    CHECK(count_nonzero(q, 40) == 0);
+    fill_pat(q, 40, 77);
+    /* big enough (40 bytes live in a 48-byte slot): the same object */
+    CHECK(wbgc_realloc(p, q, 40) == q);
+    CHECK(wbgc_realloc(p, q, 8) == q);
+    CHECK(wbgc_realloc(p, q, 48) == q);
+    CHECK(check_pat(q, 40, 77) == 0);
+    /* growth: contents moved, the rest zero */
+    unsigned char *volatile r = wbgc_realloc(p, q, 3000);
+    REQUIRE(r && r != q);
+    CHECKF(check_pat(r, 40, 77) == 0 && count_nonzero(r + 48, 3000 - 48) == 0,
+           "realloc 40 -> 3000: contents %zu bad words, %zu non-zero bytes past the old object",
+           check_pat(r, 40, 77), count_nonzero(r + 48, 3000 - 48));
+    unsigned char *volatile big = wbgc_realloc(p, r, 200000);
+    REQUIRE(big);
+    CHECK(check_pat(big, 40, 77) == 0 && count_nonzero(big + 48, 200000 - 48) == 0);
+    CHECK(wbgc_realloc(p, big, 100000) == big);    /* a large object that is big enough */
+    /* kinds kept */
+    void *volatile held[3] = {NULL, NULL, NULL};
+    uint64_t kept = 0;
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t s0 = heap_alloc_of(h);
+    realloc_hold(p, l, (void **)held, &kept);
+    REQUIRE(held[0] && held[1] && held[2]);
+    scrub_stack();
+    wbgc_collect(p);
+    uint64_t s1 = heap_alloc_of(h), objs = 5000 + 5008 + 100000 + 8192;  /* the holders, rounded up */
+    CHECKF(s1 >= s0 + kept && s1 < s0 + kept + objs + MB / 2,
+           "after realloc of a scanned, a noscan and a typed object: heap_alloc %llu -> %llu, want "
+           "%llu more held (the scanned object's two, the typed object's two pointer words')",
+           (unsigned long long)s0, (unsigned long long)s1, (unsigned long long)kept);
+    const uint64_t *a = held[0], *d = held[2];
+    CHECK(check_pat((void *)(uintptr_t)a[0], MB, 1) == 0 && check_pat((void *)(uintptr_t)a[1], MB, 2) == 0);
+    CHECK(check_pat((void *)(uintptr_t)d[0], MB, 5) == 0 && check_pat((void *)(uintptr_t)d[8001], MB, 7) == 0);
+    /* bad objects */
+    int e0 = errlog_count(&log);
+    uint64_t *volatile inner = held[0];
+    void *m = malloc(64);
+    CHECK(wbgc_realloc(p, (void *)(inner + 2), 100) == NULL);
+    CHECK(wbgc_realloc(p, m, 100) == NULL);
+    CHECKF(errlog_count(&log) == e0 + 2 && errlog_has_ptr(&log, e0, (void *)(inner + 2)) &&
+               ci_contains(errlog_msg(&log, e0), "not the start") && errlog_has_ptr(&log, e0 + 1, m),
+           "realloc of an interior pointer and of malloc memory: \"%s\", \"%s\"", errlog_msg(&log, e0),
+           errlog_msg(&log, e0 + 1));
+    CHECK(check_pat((void *)(uintptr_t)inner[0], MB, 1) == 0);   /* obj unchanged */
+    free(m);
+    /* strdup */
+    char *volatile s = wbgc_strdup(p, "a string");
+    char *volatile e = wbgc_strdup(p, "");
+    CHECK(s && strcmp(s, "a string") == 0 && e && e[0] == 0);
+    e0 = errlog_count(&log);
+    CHECK(wbgc_strdup(p, NULL) == NULL);
+    CHECKF(errlog_count(&log) == e0 + 1 && ci_contains(errlog_msg(&log, e0), "wbgc_strdup"),
+           "strdup(NULL): \"%s\"", errlog_msg(&log, e0));
+    scrub_stack();
+    wbgc_collect(p);
+    CHECK(strcmp(s, "a string") == 0);
+    held[0] = held[1] = held[2] = NULL;
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* wbgc_realloc while cycles mark: a vector of pointers and a typed vector
+   of records (a pointer and its object's seed, an integer) grow one
+   element at a time, each growth a realloc that moves every pointer into
+   a new (black) object; every element is checked after each growth and at
+   random between. gc_percent 1: cycles run back to back, most of them
+   started by this thread's own allocations, the realloc's among them;
+   such a cycle starts inside the allocation, after its safepoint, so the
+   copy runs while this thread's stack is grey and the old object, white,
+   is about to be dropped from it: only the barrier's new-value half keeps
+   the moved pointers (a plain copy loses elements here). */
+static void realloc_concurrent_run(unsigned flags)
+{
+    enum { CAP = 16384 };
+    errlog log;
+    uint64_t rng = 4711, next_seed = 1, *seeds = calloc(CAP, sizeof *seeds);
+    wbgc_heap *h = open_heap(&log, 1, flags, -1, 0);
+    REQUIRE(h && seeds);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    size_t off0 = 0;
+    const wbgc_layout *l = wbgc_layout_new(h, 16, &off0, 1);
+    REQUIRE(l);
+    uint64_t c0 = cycles_of(h);
+    void **volatile vec = NULL;
+    uint64_t *volatile tvec = wbgc_alloc_typed(p, 16, l);
+    size_t n = 0, cap = 0, tcap = 1, bad = 0, grows = 0;
+    int iters = (int)scaled(200000);
+    for (int it = 0; it < iters && bad < 10; it++) {
+        if (n == CAP) {
+            vec = NULL;
+            tvec = wbgc_alloc_typed(p, 16, l);
+            n = cap = 0;
+            tcap = 1;
+        }
+        /* doubling, then steps of 512 elements: many large growths, each
+           a likely cycle start (gc_percent 1) */
+        if (n == cap) {
+            cap = !cap ? 1 : cap < 2048 ? cap * 2 : cap + 512;
+            vec = wbgc_realloc(p, vec, cap * sizeof(void *));
+            REQUIRE(vec);
+            grows++;
+        }
+        if (n == tcap) {
+            tcap = tcap < 2048 ? tcap * 2 : tcap + 512;
+            tvec = wbgc_realloc(p, tvec, tcap * 16);
+            REQUIRE(tvec);
+        }
+        seeds[n] = next_seed++;
+        wbgc_write(p, &vec[n], mobj_new(p, seeds[n]));
+        wbgc_write(p, &tvec[2 * n], mobj_new(p, seeds[n] + (1ull << 40)));
+        tvec[2 * n + 1] = seeds[n];
+        n++;
+        churn(p, 512, 200, &rng);
+        size_t from = (n & (n - 1)) == 0 ? 0 : n - 1;  /* all after a growth, else the newest */
+        for (size_t i = from; i < n; i++) {
+            int lost = !mobj_ok(vec[i], seeds[i]);
+            int tlost = tvec[2 * i + 1] != seeds[i] ||
+                        !mobj_ok((void *)(uintptr_t)tvec[2 * i], seeds[i] + (1ull << 40));
+            if ((lost || tlost) && bad++ < 5)
+                FAILF("iteration %d: element %zu of %zu lost from the%s%s vector (%p, typed %p)", it,
+                      i, n, lost ? " scanned" : "", tlost ? " typed" : "", (void *)vec, (void *)tvec);
+        }
+        size_t i = (size_t)(rnd(&rng) % n);
+        if (!mobj_ok(vec[i], seeds[i]) && bad++ < 5) FAILF("iteration %d: element %zu lost", it, i);
+    }
+    uint64_t cyc = cycles_of(h) - c0;
+    CHECKF(cyc >= 20, "only %llu cycles overlapped the growths", (unsigned long long)cyc);
+    CHECK(bad == 0);
+    note("%d elements added, %zu growths by realloc, over %llu cycles", iters, grows,
+         (unsigned long long)cyc);
+    vec = NULL;
+    tvec = NULL;
+    CLOSE_HEAP(h, p, &log);
+    free(seeds);
+}
+
+static void test_realloc_concurrent(void) { realloc_concurrent_run(0); }
+static void test_realloc_concurrent_check_mode(void) { realloc_concurrent_run(WBGC_CHECK); }
 
 /* The randomized API test: tests/fuzz.c (WBGC_FUZZ_SEED, WBGC_FUZZ_SECONDS). */
 #include "tests/fuzz.c"
@@ -6969,6 +7465,10 @@ static const test_case g_tests[] = {
     {"stress_incremental", test_stress_incremental},
     {"stress_stw", test_stress_stw},
     {"stress_check", test_stress_check},
+    {"stress_typed_concurrent", test_stress_typed_concurrent},
+    {"stress_typed_incremental", test_stress_typed_incremental},
+    {"stress_typed_stw", test_stress_typed_stw},
+    {"stress_typed_check", test_stress_typed_check},
     {"fork_while_marking", test_fork_while_marking},
     {"fork_unattached", test_fork_unattached},
     {"fork_two_forkers", test_fork_two_forkers},
@@ -7000,6 +7500,15 @@ static const test_case g_tests[] = {
     {"fuzz_incremental", test_fuzz_incremental},
     {"fuzz_stw", test_fuzz_stw},
     {"fuzz_check", test_fuzz_check},
+    {"typed_concurrent", test_typed_concurrent},
+    {"typed_incremental", test_typed_incremental},
+    {"typed_stw", test_typed_stw},
+    {"typed_check_mode", test_typed_check_mode},
+    {"typed_layout_errors", test_typed_layout_errors},
+    {"typed_check_mode_reports", test_typed_check_mode_reports},
+    {"realloc", test_realloc},
+    {"realloc_concurrent", test_realloc_concurrent},
+    {"realloc_concurrent_check_mode", test_realloc_concurrent_check_mode},
 #if WBGC__HAVE_AMD64
     {"amd64_trampoline_preserves_registers", test_amd64_trampoline_preserves_registers},
 #endif

@@ -142,7 +142,9 @@
    interior pointers included, keeps it alive) and the regions registered with
    wbgc_add_roots. Memory from malloc is invisible to the collector unless it
    is registered. Objects from wbgc_alloc are scanned conservatively in whole;
-   objects from wbgc_alloc_noscan are never scanned (strings, numbers).
+   objects from wbgc_alloc_noscan are never scanned (strings, numbers);
+   objects from wbgc_alloc_typed only at their layout's pointer words (ON
+   LAYOUTS).
 
    Thread-local storage (__thread and _Thread_local variables, values kept
    with pthread_setspecific) is not a root, on any thread. A GC pointer that
@@ -287,7 +289,12 @@
    in it are never taken for pointers (nothing kept alive by accident,
    less work per object). A pointer into a typed object, from anywhere,
    keeps it alive as usual (interior pointers too). Its GC pointers are
-   stored with wbgc_write like any others.
+   stored with wbgc_write like any others; WBGC_CHECK reports a GC pointer
+   stored with wbgc_write into a word the layout does not name (no scan
+   would see it), and WBGC_VERIFY's own mark reads the same words the
+   marker does. wbgc_realloc of a typed object keeps its layout. A layout
+   is a heap's (another heap's is refused), made once per record type; a
+   layout with no pointer words gives noscan objects.
 
    WHAT WBGC DOES NOT DO
 
@@ -547,18 +554,22 @@ WBGCDEF const wbgc_layout *wbgc_layout_new(wbgc_heap *h, size_t record_size,
    a multiple of the record size ends with part of one): the collector
    scans only the pointer words. A GC pointer kept in any other word does
    not keep its object alive (check mode reports a wbgc_write into one).
-   Thread: p's. A safepoint. As wbgc_alloc about failures. */
+   Thread: p's. A safepoint. As wbgc_alloc about failures; a NULL layout,
+   or one another heap made, is misuse (reported, NULL). */
 WBGCDEF void      *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout);
 
 /* wbgc_realloc returns an object of at least size bytes holding obj's
-   first min(size, old size) bytes, as realloc does (obj NULL: wbgc_alloc):
-   obj itself when it is big enough, else a new object of the same kind
-   (scanned, noscan, or typed with the same layout) filled with
-   wbgc_memmove, so that its pointers are moved with the barrier; the
+   first min(size, old size) bytes, as realloc does (obj NULL: wbgc_alloc).
+   The old size is obj's usable size: what its size class (or, for a
+   large object, its pages) holds, at least the size it was allocated
+   with. obj itself when that is big enough (its contents untouched), else
+   a new object of the same kind (scanned, noscan, or typed with the same
+   layout) filled with wbgc_memmove, so that its pointers are moved with
+   the barrier (a typed object's other words with plain stores); the
    bytes past the old size are zero. obj is not freed (the collector frees
    it once it is unreachable). Returns NULL (after on_error) as wbgc_alloc
-   does, or for an obj that is not an object's start; obj is then
-   unchanged. Thread: p's. A safepoint. */
+   does, or for an obj that is not an object's start (reported as
+   misuse); obj is then unchanged. Thread: p's. A safepoint. */
 WBGCDEF void      *wbgc_realloc(wbgc_p *p, void *obj, size_t size);
 
 /* wbgc_strdup returns a noscan copy of the string s. Thread: p's. A
@@ -936,7 +947,17 @@ extern int pthread_getattr_np(pthread_t thread, pthread_attr_t *attr);
 /* Largest small object; larger ones get a span of their own. */
 #define WBGC__MAX_SMALL    32768
 #define WBGC__MAX_CLASSES  96
-#define WBGC__NSPC         (WBGC__MAX_CLASSES * 2)
+/* Span kinds: how the marker treats a span's objects. A span class (spc)
+   is class * WBGC__KINDS + kind; class 0 is "large", so spc 0..KINDS-1
+   are the large kinds and the small classes start at WBGC__KINDS. */
+enum {
+    WBGC__KIND_SCAN = 0,    /* every word scanned (wbgc_alloc) */
+    WBGC__KIND_NOSCAN = 1,  /* never scanned (wbgc_alloc_noscan) */
+    WBGC__KIND_TYPED = 2,   /* scanned at its layout's pointer words
+                               (wbgc_alloc_typed; layout ids per object) */
+    WBGC__KINDS = 3
+};
+#define WBGC__NSPC         (WBGC__MAX_CLASSES * WBGC__KINDS)
 /* Objects per span at most (16-byte class in one page: 512). */
 #define WBGC__MAX_ELEMS    1024
 #define WBGC__BITMAP_WORDS (WBGC__MAX_ELEMS / 64)
@@ -1094,13 +1115,19 @@ typedef struct wbgc__span {
     uint32_t  nelems;       /* large: 1 */
     uint32_t  divmagic;     /* large: 0, so every offset maps to object 0 */
     uint32_t  freeindex;    /* allocation resumes its search here */
-    uint16_t  spc;          /* span class: class * 2 + noscan; 0/1: large */
+    uint16_t  spc;          /* span class: class * WBGC__KINDS + kind;
+                               below WBGC__KINDS: large */
     uint8_t   state;        /* WBGC__SPAN_* */
-    uint8_t   noscan;
+    uint8_t   kind;         /* WBGC__KIND_*: spc % WBGC__KINDS */
     uint8_t   needzero;     /* INV-ZERO: free slots may hold old data */
     uint8_t   cached;       /* in a P's allocation cache */
     uint16_t  list;         /* which free list holds a free run */
+    uint16_t  layout;       /* large typed: the object's layout id */
     uint64_t  freed_cycle;  /* free runs: the cycle that freed them */
+    uint16_t *layout_ids;   /* small typed: each object's layout id (0: no
+                               object yet), nelems of them; malloc'd with
+                               the span's pages, freed with them; NULL in
+                               every other span */
     struct wbgc__span *next, *prev;
     uint64_t  allocbits[WBGC__BITMAP_WORDS];
     uint64_t  markbits[WBGC__BITMAP_WORDS];
@@ -1120,6 +1147,29 @@ typedef struct wbgc__span {
                                RELEASE/ACQUIRE: a weak get between a mark
                                and its sweep reads it (wbgc__weak_obj) */
 } wbgc__span;
+
+/* wbgc_layout: a record's pointer words (wbgc_layout_new). A typed object
+   repeats its record from its start; the marker shades only the words at
+   ptrs[] of each record, the verifier and check mode read bits[]. Made
+   once, never changed, freed with the heap. */
+struct wbgc_layout {
+    wbgc_heap *heap;
+    uint32_t   id;      /* index in heap->layouts; >= WBGC__LAYOUT_FIRST */
+    uint32_t   words;   /* record size in words */
+    uint32_t   nptrs;   /* pointer words per record */
+    uint32_t  *ptrs;    /* their word offsets in the record, ascending */
+    uint64_t  *bits;    /* the same as a bitmap: bit w set, word w a pointer */
+};
+
+/* Layout ids: 0 none, WBGC__LAYOUT_EPHEMERON the ephemeron's (made by the
+   heap itself, not by wbgc_layout_new); wbgc_layout_new hands out ids from
+   WBGC__LAYOUT_FIRST on, at most WBGC__LAYOUT_MAX of them. */
+#define WBGC__LAYOUT_EPHEMERON 1
+#define WBGC__LAYOUT_FIRST     2
+#define WBGC__LAYOUT_MAX       65000
+#define WBGC__LAYOUT_SLOTS     (WBGC__LAYOUT_FIRST + WBGC__LAYOUT_MAX)
+/* A record is at most this big (its bitmap: 128 words). */
+#define WBGC__LAYOUT_MAX_BYTES ((size_t)64 << 10)
 
 /* A sentinel with no free slot: a P's empty cache entries point here, so the
    allocation fast path needs no NULL test. */
@@ -1293,6 +1343,15 @@ struct wbgc_heap {
     wbgc__span   *spare_spans;   /* recycled span structs */
     uint64_t      mapped_bytes;  /* all arenas */
     uint64_t      fresh_bytes;   /* free runs never touched, or returned to the OS */
+
+    /* Layouts (wbgc_layout_new): [id], WBGC__LAYOUT_SLOTS entries (mmap,
+       untouched until used). An id is claimed by an atomic add on
+       nlayouts, its entry stored RELEASE once the layout is whole, and
+       never changed; a marker reads the entry of an id it found in an
+       allocated object, which was written before the object was
+       published (wbgc__alloc_publish). */
+    const wbgc_layout **layouts;
+    uint32_t      nlayouts;      /* ids handed out, FIRST included; atomic */
 
     wbgc__central central[WBGC__NSPC];
 
@@ -1577,6 +1636,60 @@ WBGC__GPR_INLINE wbgc__span *wbgc__span_of(wbgc_heap *h, uintptr_t addr)
     return s;
 }
 
+/* wbgc__object_start: is obj the start of an allocated object of h (what
+   an allocation returned, not an interior pointer, not a free slot)? If
+   so returns 1 with its span and index in *span and *idx; else 0. Any
+   thread; any value (it never faults). An object the caller holds stays
+   allocated; for any other value the answer may be stale at once (a
+   sweep may free or reuse the slot). */
+static int wbgc__object_start(wbgc_heap *h, const void *obj, wbgc__span **span, uint32_t *idx)
+{
+    uintptr_t v = (uintptr_t)obj;
+    wbgc__span *s = wbgc__span_of(h, v);
+    if (!s) return 0;
+    uint32_t i = (uint32_t)(((uint64_t)(v - s->base) * s->divmagic) >> 32);
+    if (i >= s->nelems || v != s->base + (uintptr_t)i * s->elemsize) return 0;
+    if (!((__atomic_load_n(&s->allocbits[i >> 6], __ATOMIC_ACQUIRE) >> (i & 63)) & 1)) return 0;
+    *span = s;
+    *idx = i;
+    return 1;
+}
+
+/* wbgc__layout_id: the layout id of object idx of a typed span s: its
+   entry in the side array (small spans), or the span's own (large). */
+WBGC__GPR_INLINE uint32_t wbgc__layout_id(const wbgc__span *s, uint32_t idx)
+{
+    return s->layout_ids ? s->layout_ids[idx] : s->layout;
+}
+
+/* wbgc__layout_of: the layout that object idx of typed span s is scanned
+   by, or NULL: scan it conservatively. */
+WBGC__GPR_INLINE const wbgc_layout *wbgc__layout_of(wbgc_heap *h, const wbgc__span *s, uint32_t idx)
+{
+    uint32_t id = wbgc__layout_id(s, idx);
+    /* DISPATCH POINT (ephemerons): WBGC__LAYOUT_EPHEMERON is the layout of
+       an ephemeron, whose scan (wbgc__scan_ephemeron) is its own; until
+       it exists, such an object is scanned conservatively, every word. */
+    if (id == WBGC__LAYOUT_EPHEMERON) return NULL;
+    const wbgc_layout *l = __atomic_load_n(&h->layouts[id], __ATOMIC_ACQUIRE);
+    if (WBGC__UNLIKELY(!l))
+        wbgc__panic("typed object %u of span %#lx has layout id %u, which names no layout",
+                    (unsigned)idx, (unsigned long)s->base, (unsigned)id);
+    return l;
+}
+
+/* wbgc__layout_names: does the layout of typed object idx of s (at obj)
+   name the word at slot as a pointer? Unknown layouts (the ephemeron's)
+   say yes. */
+WBGC__GPR_INLINE int wbgc__layout_names(wbgc_heap *h, const wbgc__span *s, uint32_t idx,
+                                        uintptr_t obj, uintptr_t slot)
+{
+    const wbgc_layout *l = wbgc__layout_of(h, s, idx);
+    if (!l) return 1;
+    uintptr_t w = ((slot - obj) / sizeof(uintptr_t)) % l->words;
+    return (int)((l->bits[w / 64] >> (w % 64)) & 1);
+}
+
 static wbgc__span *wbgc__span_struct(wbgc_heap *h)
 {
     wbgc__span *s = h->spare_spans;
@@ -1677,12 +1790,13 @@ static int wbgc__grow(wbgc_heap *h, size_t npages)
     return 0;
 }
 
-/* wbgc__span_init readies a span of class spc (0/1: large) for use. */
+/* wbgc__span_init readies a span of class spc (below WBGC__KINDS: large)
+   for use. */
 static void wbgc__span_init(wbgc__span *s, uint32_t spc)
 {
-    uint32_t cls = spc >> 1;
+    uint32_t cls = spc / WBGC__KINDS;
     s->spc = (uint16_t)spc;
-    s->noscan = (uint8_t)(spc & 1);
+    s->kind = (uint8_t)(spc % WBGC__KINDS);
     if (cls) {
         s->elemsize = wbgc__classes.size[cls];
         s->nelems = wbgc__classes.nelems[cls];
@@ -1772,6 +1886,8 @@ static void wbgc__run_file(wbgc_heap *h, wbgc__span *s)
 static void wbgc__pages_free(wbgc_heap *h, wbgc__span *s, uint64_t cycle)
 {
     WBGC__STORE(s->state, WBGC__SPAN_FREE);
+    free(s->layout_ids);  /* no object left to read it */
+    s->layout_ids = NULL;
     for (size_t i = 0; i < s->npages; i++) wbgc__set_page(h, s->base + (i << WBGC__PAGE_SHIFT), NULL);
     s->needzero = 1;
     s->freed_cycle = cycle;
@@ -2284,14 +2400,28 @@ static void wbgc__report_oom(wbgc_heap *h, size_t bytes, int err)
 }
 
 /* wbgc__new_span takes pages for a span of class spc (large: npages, spc
-   0 or 1 for noscan), or NULL after reporting. */
+   its kind), or NULL after reporting. A small typed span comes with its
+   side array of layout ids, all zero: no marker reads one before an
+   allocation wrote it (wbgc__alloc_publish). */
 static wbgc__span *wbgc__new_span(wbgc_heap *h, uint32_t spc, size_t npages)
 {
+    uint16_t *ids = NULL;
+    if (spc >= WBGC__KINDS && spc % WBGC__KINDS == WBGC__KIND_TYPED) {
+        ids = (uint16_t *)calloc(wbgc__classes.nelems[spc / WBGC__KINDS], sizeof *ids);
+        if (!ids) {
+            wbgc__report_oom(h, wbgc__classes.nelems[spc / WBGC__KINDS] * sizeof *ids, ENOMEM);
+            return NULL;
+        }
+    }
     pthread_mutex_lock(&h->lock);
     wbgc__span *s = wbgc__pages_alloc(h, npages, spc);
     int err = errno;
+    if (s) s->layout_ids = ids;
     pthread_mutex_unlock(&h->lock);
-    if (!s) wbgc__report_oom(h, npages << WBGC__PAGE_SHIFT, err);
+    if (!s) {
+        free(ids);
+        wbgc__report_oom(h, npages << WBGC__PAGE_SHIFT, err);
+    }
     return s;
 }
 
@@ -2330,7 +2460,7 @@ static void wbgc__zero_slots(wbgc__span *s, const uint64_t *mask)
 static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
 {
     wbgc_heap *h = p->heap;
-    uint32_t cls = spc >> 1;
+    uint32_t cls = spc / WBGC__KINDS;
     uint64_t span_bytes = (uint64_t)wbgc__classes.npages[cls] << WBGC__PAGE_SHIFT;
     if (wbgc__report_alloc(p, 0, span_bytes) < 0) return NULL;
 
@@ -2364,7 +2494,8 @@ static WBGC__NOINLINE wbgc__span *wbgc__refill(wbgc_p *p, uint32_t spc)
     return s;
 }
 
-static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan)
+static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, uint32_t kind,
+                                              uint32_t layout)
 {
     wbgc_heap *h = p->heap;
     if (size > WBGC__MAX_ALLOC - WBGC__PAGE) {
@@ -2382,7 +2513,7 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
        takes pages, else they stay until the next cycle starts and the heap
        holds up to a cycle's worth of them over its goal. */
     wbgc__sweep_large(h);
-    wbgc__span *s = wbgc__new_span(h, (uint32_t)noscan, npages);
+    wbgc__span *s = wbgc__new_span(h, kind, npages);
     if (!s) {
         WBGC__ADD(h->alloc_since, (uint64_t)0 - bytes);
         return NULL;
@@ -2393,6 +2524,7 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
     if (s->needzero && (bytes < ((size_t)256 << 10) ||
                         madvise((void *)s->base, bytes, MADV_DONTNEED) != 0))
         memset((void *)s->base, 0, bytes);
+    s->layout = (uint16_t)layout;  /* before the allocation bit: as wbgc__alloc_publish */
     pthread_mutex_lock(&h->lock);
     if (p->alloc_black) {                                /* allocate black */
         __atomic_fetch_or(&s->markbits[0], (uint64_t)1, __ATOMIC_RELAXED);
@@ -2407,12 +2539,24 @@ static WBGC__NOINLINE void *wbgc__alloc_large(wbgc_p *p, size_t size, int noscan
 }
 
 /* wbgc__alloc_publish ends both allocation paths once slot idx of s is
-   zeroed: born marked while a cycle marks, then its allocation bit set,
-   last, so that a marker that sees the bit sees a zeroed object
-   (INV-ALLOCBITS), and the bytes counted. */
+   zeroed: a typed object's layout id written, born marked while a cycle
+   marks, then its allocation bit set, last, so that a marker that sees
+   the bit sees a zeroed object (INV-ALLOCBITS) and its layout id, and
+   the bytes counted. */
 static inline __attribute__((always_inline)) void wbgc__alloc_publish(wbgc_p *p, wbgc__span *s,
-                                                                      uint32_t idx)
+                                                                      uint32_t idx, uint32_t kind,
+                                                                      uint32_t layout)
 {
+    /* The id is a plain store, ordered before any marker's read by the
+       allocation bit's release (wbgc__shade_in greys only an allocated
+       object, loading the bit with acquire; the verifier runs with the
+       world stopped). Even without that order nothing could go wrong: a
+       new object is all zeros (INV-ZERO) and one allocated while a cycle
+       marks is born black, so no marker scans it this cycle, and the next
+       cycle starts at a safepoint, long after this store; the only id a
+       marker could meet instead is the slot's previous occupant's, which
+       would make it look at words that are all zero. */
+    if (kind == WBGC__KIND_TYPED) s->layout_ids[idx] = (uint16_t)layout;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     if (WBGC__UNLIKELY(p->alloc_black)) {                 /* allocate black */
         __atomic_fetch_or(&s->markbits[idx >> 6], bit, __ATOMIC_RELAXED);
@@ -2428,10 +2572,10 @@ static inline __attribute__((always_inline)) void wbgc__alloc_publish(wbgc_p *p,
    poison check and zeroing. No lock and no atomic read-modify-write unless
    marking (allocate black) or refilling. */
 static inline __attribute__((always_inline)) void *wbgc__alloc_in(wbgc_p *p, size_t size,
-                                                                  uint32_t noscan)
+                                                                  uint32_t kind, uint32_t layout)
 {
-    if (WBGC__UNLIKELY(size > WBGC__MAX_SMALL)) return wbgc__alloc_large(p, size, (int)noscan);
-    uint32_t spc = (wbgc__size_class(size) << 1) | noscan;
+    if (WBGC__UNLIKELY(size > WBGC__MAX_SMALL)) return wbgc__alloc_large(p, size, kind, layout);
+    uint32_t spc = wbgc__size_class(size) * WBGC__KINDS + kind;
     wbgc__span *s = p->cache[spc];
     uint32_t idx;
     /* A partial span's freeindex is only a hint: it may turn out full. */
@@ -2444,19 +2588,27 @@ static inline __attribute__((always_inline)) void *wbgc__alloc_in(wbgc_p *p, siz
         if (WBGC__UNLIKELY(p->check)) wbgc__check_poison(p, obj, s->elemsize);
         memset(obj, 0, s->elemsize);
     }
-    wbgc__alloc_publish(p, s, idx);
+    wbgc__alloc_publish(p, s, idx, kind, layout);
     return obj;
+}
+
+/* wbgc__alloc_fn: the public call that allocates objects of a kind. */
+static const char *wbgc__alloc_fn(uint32_t kind)
+{
+    return kind == WBGC__KIND_NOSCAN ? "wbgc_alloc_noscan"
+         : kind == WBGC__KIND_TYPED  ? "wbgc_alloc_typed" : "wbgc_alloc";
 }
 
 /* wbgc__alloc_check: wbgc__alloc_slow in check mode, where every
    allocation comes: the calling thread checked (rule 1), the P marked
    inside the call (rule 5) from its safepoint to its end. sp: the
    caller's stack pointer. */
-static WBGC__NOINLINE void *wbgc__alloc_check(wbgc_p *p, size_t size, uint32_t noscan, uintptr_t sp)
+static WBGC__NOINLINE void *wbgc__alloc_check(wbgc_p *p, size_t size, uint32_t kind,
+                                              uint32_t layout, uintptr_t sp)
 {
-    const char *fn = noscan ? "wbgc_alloc_noscan" : "wbgc_alloc";
+    const char *fn = wbgc__alloc_fn(kind);
     if (wbgc__check_p(p, fn) < 0 || wbgc__enter(p, fn, sp) != 0) return NULL;
-    void *obj = wbgc__safepoint_at(p, fn) < 0 ? NULL : wbgc__alloc_in(p, size, noscan);
+    void *obj = wbgc__safepoint_at(p, fn) < 0 ? NULL : wbgc__alloc_in(p, size, kind, layout);
     wbgc__leave(p);
     return obj;
 }
@@ -2464,14 +2616,16 @@ static WBGC__NOINLINE void *wbgc__alloc_check(wbgc_p *p, size_t size, uint32_t n
 /* wbgc__alloc_slow: allocation when the fast path cannot: a safepoint
    first when one is asked, then wbgc__alloc_in; check mode (whose preempt
    bit sends every allocation here) in wbgc__alloc_check. */
-static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t noscan)
+static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t kind,
+                                             uint32_t layout)
 {
     uint32_t pre = WBGC__LOAD(p->fast.preempt);
     if (WBGC__UNLIKELY(pre)) {
-        if (pre & WBGC__PREEMPT_CHECK) return wbgc__alloc_check(p, size, noscan, WBGC__CALLER_SP());
-        if (wbgc__safepoint_at(p, noscan ? "wbgc_alloc_noscan" : "wbgc_alloc") < 0) return NULL;
+        if (pre & WBGC__PREEMPT_CHECK)
+            return wbgc__alloc_check(p, size, kind, layout, WBGC__CALLER_SP());
+        if (wbgc__safepoint_at(p, wbgc__alloc_fn(kind)) < 0) return NULL;
     }
-    return wbgc__alloc_in(p, size, noscan);
+    return wbgc__alloc_in(p, size, kind, layout);
 }
 
 /* wbgc__alloc: the allocation fast path, the common case of
@@ -2480,20 +2634,21 @@ static WBGC__NOINLINE void *wbgc__alloc_slow(wbgc_p *p, size_t size, uint32_t no
    clear outside check mode, INV-ZERO). It calls nothing, so it needs no
    frame; anything else goes to the slow path. */
 static inline __attribute__((always_inline)) void *wbgc__alloc(wbgc_p *p, size_t size,
-                                                               uint32_t noscan)
+                                                               uint32_t kind, uint32_t layout)
 {
     if (WBGC__UNLIKELY(WBGC__LOAD(p->fast.preempt) || size > WBGC__MAX_SMALL))
-        return wbgc__alloc_slow(p, size, noscan);
-    wbgc__span *s = p->cache[(wbgc__size_class(size) << 1) | noscan];
+        return wbgc__alloc_slow(p, size, kind, layout);
+    wbgc__span *s = p->cache[wbgc__size_class(size) * WBGC__KINDS + kind];
     uint32_t idx = s->freeindex;
-    if (WBGC__UNLIKELY(idx >= s->nelems || s->needzero)) return wbgc__alloc_slow(p, size, noscan);
+    if (WBGC__UNLIKELY(idx >= s->nelems || s->needzero))
+        return wbgc__alloc_slow(p, size, kind, layout);
     uint64_t *aw = &s->allocbits[idx >> 6];
     uint64_t free = ~*aw >> (idx & 63);
-    if (WBGC__UNLIKELY(!free)) return wbgc__alloc_slow(p, size, noscan);
+    if (WBGC__UNLIKELY(!free)) return wbgc__alloc_slow(p, size, kind, layout);
     idx += (uint32_t)__builtin_ctzll(free);
-    if (WBGC__UNLIKELY(idx >= s->nelems)) return wbgc__alloc_slow(p, size, noscan);
+    if (WBGC__UNLIKELY(idx >= s->nelems)) return wbgc__alloc_slow(p, size, kind, layout);
     s->freeindex = idx + 1;
-    wbgc__alloc_publish(p, s, idx);
+    wbgc__alloc_publish(p, s, idx, kind, layout);
     return (void *)(s->base + idx * s->elemsize);
 }
 
@@ -2508,13 +2663,160 @@ static WBGC__NOINLINE void *wbgc__alloc_null(const char *fn, size_t size)
 WBGCDEF void *wbgc_alloc(wbgc_p *p, size_t size)
 {
     if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_alloc", size);
-    return wbgc__alloc(p, size, 0);
+    return wbgc__alloc(p, size, WBGC__KIND_SCAN, 0);
 }
 
 WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size)
 {
     if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_alloc_noscan", size);
-    return wbgc__alloc(p, size, 1);
+    return wbgc__alloc(p, size, WBGC__KIND_NOSCAN, 0);
+}
+
+static int wbgc__cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+WBGCDEF const wbgc_layout *wbgc_layout_new(wbgc_heap *h, size_t record_size,
+                                           const size_t *ptr_offsets, size_t n)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_layout_new(h=%p): not a live wbgc heap", (void *)h);
+        return NULL;
+    }
+    const size_t W = sizeof(uintptr_t);
+    const char *bad = NULL;
+    size_t badi = 0;
+    if (record_size == 0 || record_size > WBGC__LAYOUT_MAX_BYTES || record_size % W)
+        bad = "record_size must be a multiple of the word size (8), from 8 to 65536 bytes";
+    else if (n && !ptr_offsets)
+        bad = "ptr_offsets is NULL but n is not 0";
+    for (size_t i = 0; !bad && i < n; i++)
+        if (ptr_offsets[i] % W || ptr_offsets[i] >= record_size) {
+            bad = ptr_offsets[i] % W ? "a pointer offset is not a multiple of the word size (8)"
+                                     : "a pointer offset is not below record_size";
+            badi = i;
+        }
+    if (bad) {
+        char at[96] = "";
+        if (n && ptr_offsets && badi < n && strstr(bad, "offset"))
+            snprintf(at, sizeof at, " (ptr_offsets[%zu] = %zu)", badi, ptr_offsets[badi]);
+        wbgc__report(h, "wbgc: error: wbgc_layout_new(h=%p, record_size=%zu, n=%zu): %s%s; no "
+                     "layout made", (void *)h, record_size, n, bad, at);
+        return NULL;
+    }
+    size_t words = record_size / W, nbits = (words + 63) / 64;
+    wbgc_layout *l = (wbgc_layout *)calloc(1, sizeof *l + nbits * sizeof(uint64_t) +
+                                              (n ? n : 1) * sizeof(uint32_t));
+    if (!l) {
+        wbgc__report(h, "wbgc: out of memory: wbgc_layout_new(record_size=%zu, n=%zu)",
+                     record_size, n);
+        return NULL;
+    }
+    l->heap = h;
+    l->words = (uint32_t)words;
+    l->bits = (uint64_t *)(void *)(l + 1);
+    l->ptrs = (uint32_t *)(void *)(l->bits + nbits);
+    for (size_t i = 0; i < n; i++) {
+        size_t w = ptr_offsets[i] / W;
+        if (!((l->bits[w / 64] >> (w % 64)) & 1)) l->ptrs[l->nptrs++] = (uint32_t)w;  /* once */
+        l->bits[w / 64] |= (uint64_t)1 << (w % 64);
+    }
+    qsort(l->ptrs, l->nptrs, sizeof *l->ptrs, wbgc__cmp_u32);  /* wbgc__scan_typed wants them ascending */
+    uint32_t id = __atomic_fetch_add(&h->nlayouts, 1, __ATOMIC_RELAXED);
+    if (id >= WBGC__LAYOUT_SLOTS) {
+        free(l);
+        wbgc__report(h, "wbgc: error: wbgc_layout_new(h=%p, record_size=%zu, n=%zu): the heap "
+                     "has made its %d layouts already; no layout made", (void *)h, record_size,
+                     n, WBGC__LAYOUT_MAX);
+        return NULL;
+    }
+    l->id = id;
+    __atomic_store_n(&h->layouts[id], (const wbgc_layout *)l, __ATOMIC_RELEASE);
+    return l;
+}
+
+/* wbgc__alloc_typed_bad: a NULL layout, or another heap's. */
+static WBGC__NOINLINE void *wbgc__alloc_typed_bad(wbgc_p *p, size_t size, const wbgc_layout *l)
+{
+    wbgc__report(p->heap, "wbgc: misuse: wbgc_alloc_typed(p=%p, size=%zu, layout=%p): %s",
+                 (void *)p, size, (const void *)l,
+                 l ? "the layout was made by another heap (wbgc_layout_new(h, ...) is per heap)"
+                   : "NULL layout (wbgc_alloc allocates an object scanned in whole)");
+    return NULL;
+}
+
+WBGCDEF void *wbgc_alloc_typed(wbgc_p *p, size_t size, const wbgc_layout *layout)
+{
+    if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_alloc_typed", size);
+    if (WBGC__UNLIKELY(!layout || layout->heap != p->heap))
+        return wbgc__alloc_typed_bad(p, size, layout);
+    if (WBGC__UNLIKELY(layout->nptrs == 0))  /* nothing to scan */
+        return wbgc__alloc(p, size, WBGC__KIND_NOSCAN, 0);
+    return wbgc__alloc(p, size, WBGC__KIND_TYPED, layout->id);
+}
+
+/* wbgc__copy_typed copies n bytes of typed object src (object idx of s)
+   into the new object dst of the same layout: the words the layout names
+   through the barrier, the others (integers that may look like pointers,
+   which check mode would report as pointers stored where no scan looks)
+   with plain stores. */
+static void wbgc__copy_typed(wbgc_p *p, wbgc__span *s, uint32_t idx, void *dst, const void *src,
+                             size_t n)
+{
+    const wbgc_layout *l = wbgc__layout_of(p->heap, s, idx);
+    if (!l) {  /* the ephemeron's layout: every word a pointer */
+        wbgc_memmove(p, dst, src, n);
+        return;
+    }
+    size_t nw = n / sizeof(uintptr_t);
+    uintptr_t *d = (uintptr_t *)dst;
+    const uintptr_t *sw = (const uintptr_t *)src;
+    for (size_t w = 0; w < nw; w++) {
+        size_t k = w % l->words;
+        if ((l->bits[k / 64] >> (k % 64)) & 1) wbgc_write(p, &d[w], (void *)sw[w]);
+        else d[w] = sw[w];
+    }
+    memcpy(d + nw, sw + nw, n - nw * sizeof(uintptr_t));  /* a tail shorter than a word */
+}
+
+WBGCDEF void *wbgc_realloc(wbgc_p *p, void *obj, size_t size)
+{
+    if (WBGC__UNLIKELY(!p)) return wbgc__alloc_null("wbgc_realloc", size);
+    if (!obj) return wbgc_alloc(p, size);
+    wbgc__span *s;
+    uint32_t idx;
+    if (!wbgc__object_start(p->heap, obj, &s, &idx)) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_realloc(p=%p, obj=%p, size=%zu): obj is not the "
+                     "start of an allocated object of this heap (what wbgc_alloc returned); "
+                     "nothing done", (void *)p, obj, size);
+        return NULL;
+    }
+    size_t have = s->elemsize;  /* obj's usable size */
+    if (size <= have) return obj;
+    uint32_t kind = s->kind, layout = kind == WBGC__KIND_TYPED ? wbgc__layout_id(s, idx) : 0;
+    /* obj stays alive meanwhile: the caller holds it (an argument) */
+    void *q = wbgc__alloc(p, size, kind, layout);
+    if (!q) return NULL;
+    if (kind == WBGC__KIND_NOSCAN) memcpy(q, obj, have);
+    else if (kind == WBGC__KIND_TYPED) wbgc__copy_typed(p, s, idx, q, obj, have);
+    else wbgc_memmove(p, q, obj, have);
+    return q;
+}
+
+WBGCDEF char *wbgc_strdup(wbgc_p *p, const char *s)
+{
+    if (WBGC__UNLIKELY(!p)) return (char *)wbgc__alloc_null("wbgc_strdup", 0);
+    if (!s) {
+        wbgc__report(p->heap, "wbgc: misuse: wbgc_strdup(p=%p, s=NULL): no string to copy",
+                     (void *)p);
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *q = (char *)wbgc_alloc_noscan(p, n);
+    if (q) memcpy(q, s, n);
+    return q;
 }
 
 /* wbgc__release_caches hands every cached span of p back to its central
@@ -2522,7 +2824,7 @@ WBGCDEF void *wbgc_alloc_noscan(wbgc_p *p, size_t size)
    own thread holding sched_lock. */
 static void wbgc__release_caches(wbgc_heap *h, wbgc_p *p, int unswept)
 {
-    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+    for (uint32_t spc = WBGC__KINDS; spc < WBGC__KINDS * wbgc__classes.nclasses; spc++) {
         wbgc__span *s = p->cache[spc];
         if (s == &wbgc__empty_span) continue;
         wbgc__central *c = &h->central[spc];
@@ -2675,6 +2977,7 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val, i
     wbgc_heap *h = p->heap;
     uintptr_t v = (uintptr_t)val, sl = (uintptr_t)slot;
     const char *why = NULL, *dangling = NULL;
+    char typed_why[256];
     /* Under the page heap's lock, spans cannot appear or go meanwhile. */
     pthread_mutex_lock(&h->lock);
     wbgc__span *vs = wbgc__span_of(h, v);
@@ -2692,8 +2995,21 @@ static WBGC__NOINLINE void wbgc__check_store(wbgc_p *p, void *slot, void *val, i
         uint32_t si = (uint32_t)(((uint64_t)(sl - ss->base) * ss->divmagic) >> 32);
         if (si >= ss->nelems || !(WBGC__LOAD(ss->allocbits[si >> 6]) & ((uint64_t)1 << (si & 63))))
             why = "the slot is in a free object";
-        else if (ss->noscan)
+        else if (ss->kind == WBGC__KIND_NOSCAN)
             why = "the slot is in a noscan object, which is never scanned";
+        else if (ss->kind == WBGC__KIND_TYPED &&
+                 !wbgc__layout_names(h, ss, si, ss->base + (uintptr_t)si * ss->elemsize, sl)) {
+            uintptr_t obj = ss->base + (uintptr_t)si * ss->elemsize;
+            const wbgc_layout *l = wbgc__layout_of(h, ss, si);
+            snprintf(typed_why, sizeof typed_why,
+                     "the slot is at offset %lu of typed object %p (%zu bytes), a word its layout "
+                     "(a record of %lu bytes, this word at offset %lu of one) does not name as a "
+                     "pointer, so no scan sees it",
+                     (unsigned long)(sl - obj), (void *)obj, ss->elemsize,
+                     (unsigned long)(l->words * sizeof(uintptr_t)),
+                     (unsigned long)((sl - obj) % (l->words * sizeof(uintptr_t))));
+            why = typed_why;
+        }
     }
     pthread_mutex_unlock(&h->lock);
     if (dangling) {
@@ -2742,7 +3058,11 @@ WBGC__GPR_INLINE int wbgc__allocated_at(const wbgc__span *s, uintptr_t addr)
    overlap) outside another call on p (rule 5, but for wbgc_memmove's own
    barriers), of a value that is no GC pointer (NULL, an integer, memory
    outside the heap) or points into an allocated object, stored into an
-   allocated scanned object, p's own stack, or the root region p's last
+   allocated scanned object (a typed one: at a word its layout names; its
+   layout id is read as the marker reads it, and a span whose objects are
+   all dead could lose its side array to a sweep meanwhile only if the
+   program were writing into a dead object), p's own stack, or the root
+   region p's last
    store into one went to (as the full check found it, and while no region
    was added or removed since). 0: the full validation decides, and
    reports: anything else, a store into another root region (listed under
@@ -2761,7 +3081,12 @@ WBGC__GPR_INLINE int wbgc__check_store_fast(wbgc_heap *h, wbgc_p *p, void *slot,
     if (!vs || !wbgc__allocated_at(vs, v)) return 0;
     if (sl & (sizeof(void *) - 1)) return 0;
     wbgc__span *ss = wbgc__span_of(h, sl);
-    if (ss) return !ss->noscan && wbgc__allocated_at(ss, sl);
+    if (ss) {
+        if (ss->kind == WBGC__KIND_NOSCAN || !wbgc__allocated_at(ss, sl)) return 0;
+        if (ss->kind != WBGC__KIND_TYPED) return 1;
+        uint32_t si = (uint32_t)(((uint64_t)(sl - ss->base) * ss->divmagic) >> 32);
+        return wbgc__layout_names(h, ss, si, ss->base + (uintptr_t)si * ss->elemsize, sl);
+    }
     if (sl - p->root_lo < p->root_hi - p->root_lo &&
         p->root_gen == __atomic_load_n(&h->roots_gen, __ATOMIC_ACQUIRE))
         return 1;
@@ -3236,7 +3561,7 @@ WBGC__GPR_INLINE void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *
     if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
     g->bytes_marked += s->elemsize;
-    if (!s->noscan) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
+    if (s->kind != WBGC__KIND_NOSCAN) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
 }
 
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
@@ -3269,24 +3594,56 @@ static WBGC__NO_SANITIZE void wbgc__scan_range(wbgc_heap *h, wbgc__gcwork *g, ui
    map, the span and its bits): 16 KiB of such words take up to ~1 ms. */
 #define WBGC__OBLET ((uintptr_t)16 << 10)
 
+/* wbgc__scan_typed shades the pointer words that layout l names in
+   [lo, hi), a part of the typed object at obj whose records repeat from
+   obj: the record holding lo starts at obj + (lo - obj) rounded down to a
+   multiple of the record size (lo is obj, or an oblet's start). A last
+   record cut short by hi is scanned as far as it goes. As
+   wbgc__scan_range about what it reads. */
+static WBGC__NO_SANITIZE void wbgc__scan_typed(wbgc_heap *h, wbgc__gcwork *g, const wbgc_layout *l,
+                                               uintptr_t obj, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t hlo = WBGC__LOAD(h->lo), hhi = WBGC__LOAD(h->hi);
+    uintptr_t rbytes = (uintptr_t)l->words * sizeof(uintptr_t), rec = obj;
+    const uint32_t *ptrs = l->ptrs;
+    uint32_t n = l->nptrs;
+    if (lo != obj) rec += (lo - obj) / rbytes * rbytes;  /* an oblet: its phase */
+    for (; rec < hi; rec += rbytes) {
+        for (uint32_t k = 0; k < n; k++) {
+            uintptr_t a = rec + (uintptr_t)ptrs[k] * sizeof(uintptr_t);
+            if (a < lo) continue;                      /* before an oblet's start */
+            if (a + sizeof(uintptr_t) > hi) return;    /* ptrs ascend: done */
+            uintptr_t v = *(const volatile uintptr_t *)a;  /* one whole word, once */
+            if (v - hlo < hhi - hlo) wbgc__shade(h, g, v);
+        }
+    }
+}
+
 /* wbgc__scan_object scans a grey entry: a whole object, or, for an object
    alone in its span and larger than an oblet, one oblet. An entry is an
    object's base, or (such objects only) the start of its second or later
-   oblet; scanning the base pushes the other oblets. Returns the bytes
-   scanned. */
+   oblet; scanning the base pushes the other oblets. A scanned object has
+   every word scanned, a typed one only the words its layout names
+   (wbgc__layout_of). Returns the bytes scanned (all of the object's or
+   oblet's, whatever its kind: the pacer's unit of work). */
 static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__span *s = wbgc__span_of(h, obj);
-    WBGC_ASSERT(s && !s->noscan);
+    WBGC_ASSERT(s && s->kind != WBGC__KIND_NOSCAN);
+    const wbgc_layout *l = NULL;
+    if (s->kind == WBGC__KIND_TYPED)
+        l = wbgc__layout_of(h, s, (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32));
     if (s->nelems > 1 || s->elemsize <= WBGC__OBLET) {
-        wbgc__scan_range(h, g, obj, obj + s->elemsize);
+        if (l) wbgc__scan_typed(h, g, l, obj, obj, obj + s->elemsize);
+        else wbgc__scan_range(h, g, obj, obj + s->elemsize);
         return s->elemsize;
     }
     uintptr_t end = s->base + s->elemsize;  /* the span's one object */
     if (obj == s->base)
         for (uintptr_t o = obj + WBGC__OBLET; o < end; o += WBGC__OBLET) wbgc__gcw_put(h, g, o);
     if (end - obj > WBGC__OBLET) end = obj + WBGC__OBLET;
-    wbgc__scan_range(h, g, obj, end);
+    if (l) wbgc__scan_typed(h, g, l, s->base, obj, end);
+    else wbgc__scan_range(h, g, obj, end);
     return end - obj;
 }
 
@@ -3609,20 +3966,6 @@ static void wbgc__special_bit(wbgc__span *s, uintptr_t obj, int on)
     else __atomic_fetch_and(&s->specialbits[idx >> 6], ~bit, __ATOMIC_RELAXED);
 }
 
-/* wbgc__object_start: is obj the start of an allocated object? Then its
-   span and index go to *sp and *idxp (either may be NULL). */
-static int wbgc__object_start(wbgc_heap *h, uintptr_t obj, wbgc__span **sp, uint32_t *idxp)
-{
-    wbgc__span *s = wbgc__span_of(h, obj);
-    if (!s) return 0;
-    uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
-    if (idx >= s->nelems || s->base + (uintptr_t)idx * s->elemsize != obj) return 0;
-    if (!((__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) >> (idx & 63)) & 1)) return 0;
-    if (sp) *sp = s;
-    if (idxp) *idxp = idx;
-    return 1;
-}
-
 /* wbgc__scan_finalizable shades what the finalizable object obj points to,
    but not obj itself (a pointer into itself does not keep it alive).
    Returns the bytes scanned. */
@@ -3630,10 +3973,18 @@ static WBGC__NO_SANITIZE uint64_t wbgc__scan_finalizable(wbgc_heap *h, wbgc__gcw
                                                          uintptr_t obj)
 {
     wbgc__span *s = wbgc__span_of(h, obj);
-    if (!s || s->noscan) return 0;
-    for (uintptr_t a = obj; a < obj + s->elemsize; a += sizeof(uintptr_t)) {
-        uintptr_t v = *(const volatile uintptr_t *)a;
-        if (v - obj >= s->elemsize) wbgc__shade(h, g, v);
+    if (!s || s->kind == WBGC__KIND_NOSCAN) return 0;
+    const wbgc_layout *l = NULL;
+    if (s->kind == WBGC__KIND_TYPED)
+        l = wbgc__layout_of(h, s, (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32));
+    size_t step = l ? (size_t)l->words * sizeof(uintptr_t) : sizeof(uintptr_t);
+    for (uintptr_t rec = obj; rec < obj + s->elemsize; rec += step) {
+        for (uint32_t k = 0; k < (l ? l->nptrs : 1); k++) {
+            uintptr_t a = rec + (l ? (uintptr_t)l->ptrs[k] * sizeof(uintptr_t) : 0);
+            if (a + sizeof(uintptr_t) > obj + s->elemsize) break;
+            uintptr_t v = *(const volatile uintptr_t *)a;
+            if (v - obj >= s->elemsize) wbgc__shade(h, g, v);
+        }
     }
     return s->elemsize;
 }
@@ -3953,12 +4304,15 @@ static void wbgc__v_word(wbgc__verifier *V, uintptr_t at, uintptr_t v, uintptr_t
                      "reachable but the mark left it white, so the sweep would free it: %s holds "
                      "%#lx, which points into it",
                      (unsigned long long)WBGC__LOAD(V->h->cycles) + 1, (unsigned long)obj,
-                     s->elemsize, s->noscan ? "noscan" : "scanned", (unsigned long)s->base, where,
+                     s->elemsize,
+                     s->kind == WBGC__KIND_NOSCAN ? "noscan"
+                     : s->kind == WBGC__KIND_TYPED ? "typed" : "scanned",
+                     (unsigned long)s->base, where,
                      (unsigned long)v);
         }
         V->lost++;
     }
-    if (s->noscan || seen) return;
+    if (s->kind == WBGC__KIND_NOSCAN || seen) return;
     if (V->n == V->cap) {
         size_t cap = V->cap ? V->cap * 2 : 4096;
         uintptr_t *a = (uintptr_t *)realloc(V->stack, cap * sizeof *a);
@@ -3983,6 +4337,29 @@ static WBGC__NO_SANITIZE void wbgc__v_range(wbgc__verifier *V, uintptr_t lo, uin
     }
 }
 
+/* wbgc__v_typed follows the words of typed object obj (object i of s)
+   that its layout names, its own way: word by word, each word's place in
+   its record by division, looked up in the layout's bitmap (the marker
+   walks the list of pointer offsets). The ephemeron's layout: every word,
+   as the marker does until it has wbgc__scan_ephemeron. */
+static WBGC__NO_SANITIZE void wbgc__v_typed(wbgc__verifier *V, wbgc__span *s, size_t i,
+                                            uintptr_t obj, int sure)
+{
+    size_t id = s->layout_ids ? s->layout_ids[i] : s->layout;
+    const wbgc_layout *l = id == WBGC__LAYOUT_EPHEMERON ? NULL : V->h->layouts[id];
+    if (!l) {
+        wbgc__v_range(V, obj, obj + s->elemsize, obj, sure);
+        return;
+    }
+    uintptr_t hlo = V->h->lo, hhi = V->h->hi;
+    for (size_t w = 0; w < s->elemsize / sizeof(uintptr_t); w++) {
+        size_t k = w % l->words;
+        if (!((l->bits[k / 64] >> (k % 64)) & 1)) continue;
+        uintptr_t a = obj + w * sizeof(uintptr_t), v = *(const volatile uintptr_t *)a;
+        if (v - hlo < hhi - hlo) wbgc__v_word(V, a, v, obj, sure);
+    }
+}
+
 /* wbgc__v_drain scans the objects on the verifier's stack, and what they
    reach, each object's words followed as sure when it is marked. */
 static void wbgc__v_drain(wbgc__verifier *V)
@@ -3991,7 +4368,8 @@ static void wbgc__v_drain(wbgc__verifier *V)
         uintptr_t e = V->stack[--V->n], obj = e & ~(uintptr_t)1;
         size_t i;
         wbgc__span *s = wbgc__v_object(V->h, obj, &i);
-        wbgc__v_range(V, obj, obj + s->elemsize, obj, (int)(e & 1));
+        if (s->kind == WBGC__KIND_TYPED) wbgc__v_typed(V, s, i, obj, (int)(e & 1));
+        else wbgc__v_range(V, obj, obj + s->elemsize, obj, (int)(e & 1));
     }
 }
 
@@ -4013,7 +4391,12 @@ static WBGC__NO_SANITIZE void wbgc__v_specials(wbgc__verifier *V)
             if (r->handle) wbgc__v_word(V, (uintptr_t)&r->handle, r->handle, 0, 1);
             if (!r->fn) continue;
             wbgc__v_word(V, (uintptr_t)&r->arg, (uintptr_t)r->arg, 0, 1);
-            for (uintptr_t a = r->obj; !s->noscan && a < r->obj + s->elemsize; a += sizeof(uintptr_t)) {
+            size_t id = s->kind != WBGC__KIND_TYPED ? 0 : s->layout_ids ? s->layout_ids[idx] : s->layout;
+            const wbgc_layout *l = id > WBGC__LAYOUT_EPHEMERON ? h->layouts[id] : NULL;
+            for (uintptr_t a = r->obj; s->kind != WBGC__KIND_NOSCAN && a < r->obj + s->elemsize;
+                 a += sizeof(uintptr_t)) {
+                size_t w = (a - r->obj) / sizeof(uintptr_t);
+                if (l && !((l->bits[w % l->words / 64] >> (w % l->words % 64)) & 1)) continue;
                 uintptr_t v = *(const volatile uintptr_t *)a;
                 if (v - r->obj >= s->elemsize) wbgc__v_word(V, a, v, 0, 1);
             }
@@ -4475,7 +4858,7 @@ static void wbgc__finish_sweep(wbgc_heap *h, wbgc_p *self, enum wbgc__sweeper wh
 {
     int background = who == WBGC__SWEEP_BACKGROUND;
     uint64_t cycle = WBGC__LOAD(h->cycles), gen = WBGC__LOAD(h->marks_done);
-    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+    for (uint32_t spc = WBGC__KINDS; spc < WBGC__KINDS * wbgc__classes.nclasses; spc++) {
         while (background ? wbgc__sweep_batch_background(h, spc) : wbgc__sweep_batch(h, spc)) {
             if (self && WBGC__LOAD(self->fast.preempt)) wbgc__safepoint_at(self, "wbgc_collect");
             if (background && WBGC__LOAD(h->stopping)) {
@@ -4506,7 +4889,7 @@ static int wbgc__sweep_behind(wbgc_heap *h)
     uint64_t trigger = wbgc__trigger(h), goal = WBGC__LOAD(h->goal);
     if (goal <= trigger || wbgc__heap_estimate(h) >= trigger + (goal - trigger) / 2) return 0;
     int n = 0;
-    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses && n < WBGC__SWEEP_BUDGET; spc++)
+    for (uint32_t spc = WBGC__KINDS; spc < WBGC__KINDS * wbgc__classes.nclasses && n < WBGC__SWEEP_BUDGET; spc++)
         for (int k; n < WBGC__SWEEP_BUDGET && (k = wbgc__sweep_batch(h, spc)) > 0;) n += k;
     return n > 0;
 }
@@ -4520,7 +4903,7 @@ static int wbgc__sweep_behind(wbgc_heap *h)
    marks gone: every object freed). */
 static void wbgc__unsweep_all(wbgc_heap *h)
 {
-    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++) {
+    for (uint32_t spc = WBGC__KINDS; spc < WBGC__KINDS * wbgc__classes.nclasses; spc++) {
         wbgc__central *c = &h->central[spc];
         pthread_mutex_lock(&c->lock);
         WBGC_ASSERT(!c->unswept[0] && !c->unswept[1] && !c->unswept[2]);
@@ -4750,7 +5133,7 @@ static void wbgc__gc_start(wbgc_p *self, int forced, const char *why)
        wait for spans being swept off-list by the background sweeper, which
        is not stopped. With the lists empty it cannot take another, so after
        this every span is swept (INV-MARKCLEAR). */
-    for (uint32_t spc = 2; spc < 2 * wbgc__classes.nclasses; spc++)
+    for (uint32_t spc = WBGC__KINDS; spc < WBGC__KINDS * wbgc__classes.nclasses; spc++)
         while (wbgc__sweep_batch(h, spc)) {}
     wbgc__sweep_large(h);
     while (__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE)) sched_yield();
@@ -5397,10 +5780,13 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     wbgc_heap *h = (wbgc_heap *)calloc(1, sizeof *h);
     void *index = mmap(NULL, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (!h || index == MAP_FAILED) {
+    void *layouts = mmap(NULL, WBGC__LAYOUT_SLOTS * sizeof(wbgc_layout *), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!h || index == MAP_FAILED || layouts == MAP_FAILED) {
         int err = errno;
         free(h);
         if (index != MAP_FAILED) munmap(index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
+        if (layouts != MAP_FAILED) munmap(layouts, WBGC__LAYOUT_SLOTS * sizeof(wbgc_layout *));
         wbgc__report(&tmp, "wbgc: out of memory: wbgc_heap_new: %s", strerror(err));
         return NULL;
     }
@@ -5408,6 +5794,8 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     h->cfg = c;
     h->start_ns = wbgc__now_ns();
     h->arena_index = (wbgc__arena **)index;
+    h->layouts = (const wbgc_layout **)layouts;
+    h->nlayouts = WBGC__LAYOUT_FIRST;
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->sched_lock, NULL);
     pthread_cond_init(&h->resume_cv, NULL);
@@ -5477,7 +5865,10 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     lists[nl++] = &h->large_unswept;
     for (size_t i = 0; i < nl; i++) {
         wbgc__span *s;
-        while ((s = wbgc__list_pop(lists[i])) != NULL) free(s);
+        while ((s = wbgc__list_pop(lists[i])) != NULL) {
+            free(s->layout_ids);
+            free(s);
+        }
     }
     for (wbgc__span *s = h->spare_spans, *n; s; s = n) {
         n = s->next;
@@ -5504,6 +5895,9 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_mutex_destroy(&h->fin_lock);
     pthread_cond_destroy(&h->fin_cv);
     munmap(h->arena_index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
+    uint32_t nl_made = h->nlayouts < WBGC__LAYOUT_SLOTS ? h->nlayouts : WBGC__LAYOUT_SLOTS;
+    for (uint32_t id = WBGC__LAYOUT_FIRST; id < nl_made; id++) free((void *)h->layouts[id]);
+    munmap((void *)h->layouts, WBGC__LAYOUT_SLOTS * sizeof(wbgc_layout *));
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_destroy(&h->sched_lock);
     pthread_cond_destroy(&h->parked_cv);
@@ -5792,8 +6186,8 @@ static int wbgc__set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *ar
 {
     wbgc_heap *h = p->heap;
     wbgc__span *s;
-    if (!wbgc__object_start(h, (uintptr_t)obj, &s, NULL))
-        return wbgc__not_object(p, "wbgc_set_finalizer", obj);
+    uint32_t idx;
+    if (!wbgc__object_start(h, obj, &s, &idx)) return wbgc__not_object(p, "wbgc_set_finalizer", obj);
     size_t hash = wbgc__special_hash((uintptr_t)obj);
     wbgc__shard *sh = wbgc__shard_of(h, hash);
     pthread_mutex_lock(&sh->lock);
@@ -5857,7 +6251,9 @@ struct wbgc_weak { uintptr_t obj; uintptr_t unused; };
 static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
 {
     wbgc_heap *h = p->heap;
-    if (!wbgc__object_start(h, (uintptr_t)obj, NULL, NULL)) {
+    wbgc__span *s;
+    uint32_t idx;
+    if (!wbgc__object_start(h, obj, &s, &idx)) {
         wbgc__not_object(p, "wbgc_weak_new", obj);
         return NULL;
     }
@@ -5873,7 +6269,6 @@ static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
             return have;  /* a new one, if made, is garbage */
         }
         if (w) {
-            wbgc__span *s;
             if (!r) r = wbgc__special_add(sh, (uintptr_t)obj, hash);
             if (!r) {
                 pthread_mutex_unlock(&sh->lock);
@@ -5881,10 +6276,7 @@ static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
                              "its record", obj);
                 return NULL;
             }
-            if (!r->fn) {  /* a new record */
-                wbgc__object_start(h, (uintptr_t)obj, &s, NULL);
-                wbgc__special_bit(s, (uintptr_t)obj, 1);
-            }
+            if (!r->fn) wbgc__special_bit(s, (uintptr_t)obj, 1);  /* a new record */
             __atomic_store_n(&w->obj, (uintptr_t)obj, __ATOMIC_RELEASE);
             r->handle = (uintptr_t)w;
             WBGC__ADD(h->weak_live, 1);

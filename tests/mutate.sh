@@ -58,7 +58,10 @@ DEFAULT_TESTS = """
     insertion_half_while_stack_grey flush_stops_when_work_full batched_stores memmove_partial_words remove_roots_while_marking
     add_roots_while_marking misuse_other_threads_p_check_mode large_alloc_assists large_object_pieces
     threads_exchange attach_detach_storm memmove_concurrent
+    typed_stw typed_concurrent typed_check_mode_reports typed_layout_errors realloc
+    realloc_concurrent
     stress_concurrent stress_incremental stress_stw stress_check
+    stress_typed_concurrent stress_typed_check
     fuzz_concurrent fuzz_incremental fuzz_stw fuzz_check
     tree_reverse_concurrent tree_reverse_incremental
 """.split()
@@ -246,6 +249,56 @@ mutant("barrier-never-on",
        "the mark-start pause does not turn the barrier on",
        "        q->fast.wb_on = 1;   /* INV-TRICOLOUR",
        "        q->fast.wb_on = 0;   /* INV-TRICOLOUR")
+# precise layouts, wbgc_realloc
+mutant("typed-scanned-conservatively",
+       "typed objects are scanned in whole, as wbgc_alloc's are (integers keep objects alive)",
+       "    if (s->kind == WBGC__KIND_TYPED)\n        l = wbgc__layout_of(",
+       "    if (0)\n        l = wbgc__layout_of(")
+mutant("typed-oblet-phase-ignored",
+       "an oblet of a large typed object is scanned as if a record started at the oblet",
+       "    if (lo != obj) rec += (lo - obj) / rbytes * rbytes;  /* an oblet: its phase */",
+       "    if (lo != obj) rec = lo;")
+mutant("typed-last-pointer-skipped",
+       "the typed scan skips the last pointer word of each record",
+       "    uint32_t n = l->nptrs;\n    if (lo != obj)",
+       "    uint32_t n = l->nptrs - 1;\n    if (lo != obj)")
+mutant("typed-partial-record-skipped",
+       "the typed scan stops before a last record cut short by the object's end",
+       "    for (; rec < hi; rec += rbytes) {\n        for (uint32_t k = 0; k < n; k++) {",
+       "    for (; rec + rbytes <= hi; rec += rbytes) {\n        for (uint32_t k = 0; k < n; k++) {")
+mutant("verifier-typed-conservative",
+       "the verifier scans typed objects in whole, and reports what the typed mark rightly left white",
+       "        if (s->kind == WBGC__KIND_TYPED) wbgc__v_typed(",
+       "        if (0) wbgc__v_typed(")
+mutant("check-typed-word-not-reported",
+       "check mode does not report a GC pointer stored into a word its typed object's layout does "
+       "not name",
+       "        else if (ss->kind == WBGC__KIND_TYPED &&\n                 !wbgc__layout_names(",
+       "        else if (0 &&\n                 !wbgc__layout_names(")
+mutant("check-fast-accepts-typed-word",
+       "check mode's general-register validation accepts a store into any word of a typed object",
+       "        if (ss->kind != WBGC__KIND_TYPED) return 1;",
+       "        return 1;")
+mutant("realloc-memcpy",
+       "wbgc_realloc copies a scanned object with memcpy: no barrier on the moved pointers",
+       "    else wbgc_memmove(p, q, obj, have);\n    return q;",
+       "    else memcpy(q, obj, have);\n    return q;")
+mutant("realloc-typed-plain-copy",
+       "wbgc_realloc copies a typed object's pointer words with plain stores",
+       "        if ((l->bits[k / 64] >> (k % 64)) & 1) wbgc_write(p, &d[w], (void *)sw[w]);",
+       "        if (0) wbgc_write(p, &d[w], (void *)sw[w]);")
+mutant("realloc-loses-kind",
+       "wbgc_realloc's new object is always a scanned one",
+       "    void *q = wbgc__alloc(p, size, kind, layout);",
+       "    void *q = wbgc__alloc(p, size, WBGC__KIND_SCAN, 0);")
+mutant("object-start-accepts-interior",
+       "wbgc__object_start takes an interior pointer for an object's start",
+       "    if (i >= s->nelems || v != s->base + (uintptr_t)i * s->elemsize) return 0;",
+       "    if (i >= s->nelems) return 0;")
+mutant("layout-offsets-unchecked",
+       "wbgc_layout_new accepts pointer offsets that are unaligned or past the record",
+       "        if (ptr_offsets[i] % W || ptr_offsets[i] >= record_size) {",
+       "        if (0) {")
 
 # ---------------------------------------------------------------------------
 
