@@ -7415,6 +7415,336 @@ static void test_stress_specials_stw(void) { specials_stress_run(WBGC_STW, -1); 
 static void test_stress_specials_check(void) { specials_stress_run(WBGC_CHECK, -1); }
 static void test_stress_specials_on_demand(void) { specials_stress_run(WBGC_FINALIZE_ON_DEMAND, -1); }
 
+/* =========================================================================
+   Ephemerons
+   ========================================================================= */
+
+/* A key and a value for ephemeron tests: the value points back to its key
+   (so a strong pair would keep both for ever) and to the next key (chains). */
+typedef struct ekey { uint64_t id, check; } ekey;
+typedef struct evalue {
+    uint64_t id, check;
+    ekey *key, *next_key;
+} evalue;
+
+static NOINLINE wbgc_ephemeron *eph_make(wbgc_p *p, uint64_t id, ekey **key_out)
+{
+    /* keys with odd ids are noscan: the marker must still see them marked */
+    ekey *k = id % 2 ? wbgc_alloc_noscan(p, sizeof *k) : wbgc_alloc(p, sizeof *k);
+    evalue *v = wbgc_alloc(p, sizeof *v);
+    if (!k || !v) return NULL;
+    k->id = v->id = id;
+    k->check = fcheck(id);
+    v->check = fcheck(id) + 2;
+    wbgc_write(p, &v->key, k);
+    *key_out = k;
+    return wbgc_ephemeron_new(p, k, v);
+}
+
+static int eph_ok(wbgc_p *p, wbgc_ephemeron *e, const ekey *k)
+{
+    const evalue *v = wbgc_ephemeron_value(p, e);
+    return wbgc_ephemeron_key(p, e) == k && v && v->key == k && k->check == fcheck(k->id) &&
+           v->id == k->id && v->check == fcheck(k->id) + 2;
+}
+
+/* Keys held: keys and values live. Keys dropped: both read NULL, and the
+   values, which point back to their keys, are collected. In every mode. */
+static void ephemeron_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, flags, workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { N = 4000 };
+    static wbgc_ephemeron *eph[N];
+    static ekey *keys[N];
+    static wbgc_weak *vweak[N];
+    REQUIRE(wbgc_add_roots(h, eph, sizeof eph) == 0);
+    REQUIRE(wbgc_add_roots(h, keys, sizeof keys) == 0);
+    REQUIRE(wbgc_add_roots(h, vweak, sizeof vweak) == 0);
+    for (int i = 0; i < N; i++) {
+        ekey *k;
+        wbgc_ephemeron *e = eph_make(p, (uint64_t)i + 1, &k);
+        REQUIRE(e);
+        wbgc_write(p, &eph[i], e);
+        wbgc_write(p, &keys[i], k);
+        wbgc_write(p, &vweak[i], wbgc_weak_new(p, wbgc_ephemeron_value(p, e)));
+    }
+    collect_scrubbed(p, 2);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += !eph_ok(p, eph[i], keys[i]);
+    CHECKF(bad == 0, "%d of %d ephemerons with live keys lost their key or value", bad, N);
+    for (int i = 0; i < N; i += 2) wbgc_write(p, &keys[i], NULL);  /* every other key dies */
+    collect_scrubbed(p, 2);
+    int kept = 0, cleared = 0, values_gone = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 2) {
+            kept += eph_ok(p, eph[i], keys[i]);
+            continue;
+        }
+        cleared += wbgc_ephemeron_key(p, eph[i]) == NULL && wbgc_ephemeron_value(p, eph[i]) == NULL;
+        values_gone += wbgc_weak_get(p, vweak[i]) == NULL;
+    }
+    CHECKF(kept == N / 2, "%d of %d ephemerons with live keys intact", kept, N / 2);
+    CHECKF(cleared >= N / 2 - 20, "%d of %d ephemerons of dead keys cleared", cleared, N / 2);
+    CHECKF(values_gone >= N / 2 - 20, "%d of %d values of dead keys collected (each points back to "
+           "its key: an ephemeron that held it strongly would keep both)", values_gone, N / 2);
+    /* set_value: a live key's new value is kept, a dead key's is refused */
+    evalue *nv = wbgc_alloc(p, sizeof *nv);
+    REQUIRE(nv);
+    nv->id = 1u << 30;
+    wbgc_ephemeron_set_value(p, eph[1], nv);
+    wbgc_ephemeron_set_value(p, eph[0], nv);
+    nv = NULL;
+    collect_scrubbed(p, 2);
+    evalue *got = wbgc_ephemeron_value(p, eph[1]);
+    CHECK(got && got->id == 1u << 30);
+    CHECK(wbgc_ephemeron_value(p, eph[0]) == NULL);
+    memset(eph, 0, sizeof eph);
+    memset(keys, 0, sizeof keys);
+    memset(vweak, 0, sizeof vweak);
+    wbgc_remove_roots(h, eph);
+    wbgc_remove_roots(h, keys);
+    wbgc_remove_roots(h, vweak);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_ephemerons_concurrent(void) { ephemeron_run(0, -1); }
+static void test_ephemerons_incremental(void) { ephemeron_run(0, 0); }
+static void test_ephemerons_stw(void) { ephemeron_run(WBGC_STW, -1); }
+static void test_ephemerons_check_mode(void) { ephemeron_run(WBGC_CHECK, -1); }
+
+/* A chain: value i points to key i+1, only key 0 is held, the ephemerons
+   listed backwards (the marker meets each before its key is marked). The
+   whole chain lives while key 0 does, and dies with it. */
+static NOINLINE void eph_chain(wbgc_p *p, wbgc_ephemeron **eph, int n, ekey **first)
+{
+    ekey *next = NULL;
+    for (int i = n - 1; i >= 0; i--) {
+        ekey *k;
+        wbgc_ephemeron *e = eph_make(p, (uint64_t)i + 1, &k);
+        if (!e) return;
+        evalue *v = wbgc_ephemeron_value(p, e);
+        wbgc_write(p, &v->next_key, next);
+        wbgc_write(p, &eph[n - 1 - i], e);
+        next = k;
+    }
+    wbgc_write(p, first, next);
+}
+
+/* in a helper: the values it looks at stay out of the caller's frame */
+static NOINLINE int eph_chain_alive(wbgc_p *p, wbgc_ephemeron **eph, int n)
+{
+    int alive = 0;
+    for (int i = 0; i < n; i++) {
+        evalue *v = wbgc_ephemeron_value(p, eph[i]);
+        alive += v && v->check == fcheck(v->id) + 2 && wbgc_ephemeron_key(p, eph[i]) == v->key;
+    }
+    return alive;
+}
+
+static void ephemeron_chain_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, flags, workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { N = 20000 };
+    static wbgc_ephemeron *eph[N];
+    static ekey *first;
+    REQUIRE(wbgc_add_roots(h, eph, sizeof eph) == 0);
+    REQUIRE(wbgc_add_roots(h, &first, sizeof first) == 0);
+    eph_chain(p, eph, N, &first);
+    REQUIRE(first);
+    collect_scrubbed(p, 2);
+    int alive = eph_chain_alive(p, eph, N);
+    CHECKF(alive == N, "%d of %d links of a chain from a live key alive", alive, N);
+    wbgc_write(p, &first, NULL);
+    collect_scrubbed(p, 3);
+    int dead = 0;
+    for (int i = 0; i < N; i++) dead += wbgc_ephemeron_key(p, eph[i]) == NULL;
+    CHECKF(dead >= N - 50, "%d of %d links cleared after the chain's first key died", dead, N);
+    note("chain of %d: all alive while held, %d cleared once dropped", N, dead);
+    memset(eph, 0, sizeof eph);
+    wbgc_remove_roots(h, eph);
+    wbgc_remove_roots(h, &first);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_ephemeron_chain_concurrent(void) { ephemeron_chain_run(0, -1); }
+static void test_ephemeron_chain_incremental(void) { ephemeron_chain_run(0, 0); }
+static void test_ephemeron_chain_stw(void) { ephemeron_chain_run(WBGC_STW, -1); }
+
+/* Threads racing the marker build ephemeron chains and break them: each
+   holds some keys (a registered region) and a table of ephemerons; values
+   link to other ephemerons' keys. Whatever a held key reaches through
+   ephemerons must be intact: each get checks the value, and walks a few
+   links further. */
+enum { ESS_N = 1024, ESS_HELD = 64 };
+typedef struct ess_thread {
+    wbgc_heap *h;
+    unsigned seed;
+    wbgc_ephemeron *eph[ESS_N];   /* registered */
+    ekey *held[ESS_HELD];         /* registered */
+    uint64_t made, gets, walks, broken, lost;
+} ess_thread;
+static int g_ess_stop;  /* atomic */
+
+static void *ess_main(void *arg)
+{
+    ess_thread *t = arg;
+    wbgc_p *p = wbgc_attach(t->h);
+    if (!p) return NULL;
+    uint64_t id = (uint64_t)t->seed << 32;
+    while (!__atomic_load_n(&g_ess_stop, __ATOMIC_RELAXED)) {
+        unsigned r = sps_rand(&t->seed), i = r % ESS_N;
+        switch ((r >> 12) % 6) {
+        case 0: {  /* a new ephemeron, its value linked to another's key */
+            ekey *k;
+            wbgc_ephemeron *e = eph_make(p, ++id, &k);
+            if (!e) break;
+            wbgc_ephemeron *o = t->eph[(r >> 3) % ESS_N];
+            ekey *ok = o ? wbgc_ephemeron_key(p, o) : NULL;
+            evalue *v = wbgc_ephemeron_value(p, e);
+            if (v) wbgc_write(p, &v->next_key, ok);
+            wbgc_write(p, &t->eph[i], e);
+            if ((r >> 20) % 2) wbgc_write(p, &t->held[(r >> 21) % ESS_HELD], k);
+            t->made++;
+            break;
+        }
+        case 1:  /* let a key go */
+            wbgc_write(p, &t->held[i % ESS_HELD], NULL);
+            break;
+        case 2: {  /* hold the key of some ephemeron (found alive) */
+            wbgc_ephemeron *e = t->eph[i];
+            ekey *k = e ? wbgc_ephemeron_key(p, e) : NULL;
+            if (k) wbgc_write(p, &t->held[(r >> 20) % ESS_HELD], k);
+            break;
+        }
+        default: {  /* get, check, walk the links */
+            wbgc_ephemeron *e = t->eph[i];
+            if (!e) break;
+            t->gets++;
+            ekey *k = wbgc_ephemeron_key(p, e);
+            evalue *v = wbgc_ephemeron_value(p, e);
+            if (!k != !v) t->lost++;  /* both or neither */
+            for (int hop = 0; v && hop < 4; hop++) {
+                for (int a = 0; a < 2; a++) (void)wbgc_alloc(p, 48);  /* held on the stack only */
+                if (v->check != fcheck(v->id) + 2 || v->key != k || k->check != fcheck(k->id)) {
+                    t->broken++;
+                    break;
+                }
+                t->walks++;
+                k = v->next_key;  /* alive: v is, and v points to it strongly */
+                if (!k) break;
+                if (k->check != fcheck(k->id)) {
+                    t->broken++;
+                    break;
+                }
+                v = NULL;  /* the value of k's ephemeron is not known from k alone */
+            }
+        }
+        }
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void ephemeron_stress_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_config cfg;
+    errlog_init(&log);
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = g_stress_gc_percent;
+    cfg.min_heap = 1 * MB;
+    cfg.flags = flags | g_extra_flags;
+    cfg.mark_workers = workers;
+    cfg.on_error = errlog_cb;
+    cfg.user = &log;
+    wbgc_heap *h = wbgc_heap_new(&cfg);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { NT = 2 };
+    static ess_thread th[NT];
+    pthread_t tid[NT];
+    memset(th, 0, sizeof th);
+    __atomic_store_n(&g_ess_stop, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) {
+        th[i].h = h;
+        th[i].seed = (unsigned)g_stress_seed * 104729u + (unsigned)i + 1;
+        CHECK(wbgc_add_roots(h, th[i].eph, sizeof th[i].eph) == 0);
+        CHECK(wbgc_add_roots(h, th[i].held, sizeof th[i].held) == 0);
+    }
+    wbgc_stats s0 = get_stats(h);
+    for (int i = 0; i < NT; i++) REQUIRE(pthread_create(&tid[i], NULL, ess_main, &th[i]) == 0);
+    wbgc_blocking_begin(p);
+    sleep_us((long)(g_stress_secs * 1e6));
+    __atomic_store_n(&g_ess_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) pthread_join(tid[i], NULL);
+    wbgc_blocking_end(p);
+    wbgc_stats s1 = get_stats(h);
+    uint64_t made = 0, gets = 0, walks = 0, broken = 0, lost = 0;
+    for (int i = 0; i < NT; i++) {
+        made += th[i].made, gets += th[i].gets, walks += th[i].walks;
+        broken += th[i].broken, lost += th[i].lost;
+    }
+    CHECKF(broken == 0, "%llu values or keys reached through ephemerons were broken (freed)",
+           (unsigned long long)broken);
+    CHECKF(lost == 0, "%llu ephemerons gave a key without a value or the reverse",
+           (unsigned long long)lost);
+    CHECKF(s1.cycles - s0.cycles >= 10, "only %llu cycles", (unsigned long long)(s1.cycles - s0.cycles));
+    /* every held key: its ephemerons' values are all there */
+    int bad = 0;
+    for (int i = 0; i < NT; i++)
+        for (int k = 0; k < ESS_N; k++) {
+            wbgc_ephemeron *e = th[i].eph[k];
+            ekey *key = e ? wbgc_ephemeron_key(p, e) : NULL;
+            evalue *v = e ? wbgc_ephemeron_value(p, e) : NULL;
+            if (key && (!v || v->key != key || v->check != fcheck(v->id) + 2)) bad++;
+        }
+    CHECKF(bad == 0, "%d ephemerons with a live key lost their value", bad);
+    /* drop the held keys: every ephemeron clears */
+    for (int i = 0; i < NT; i++) memset(th[i].held, 0, sizeof th[i].held);
+    collect_scrubbed(p, 3);
+    int live = 0, total = 0;
+    for (int i = 0; i < NT; i++)
+        for (int k = 0; k < ESS_N; k++)
+            if (th[i].eph[k]) total++, live += wbgc_ephemeron_key(p, th[i].eph[k]) != NULL;
+    CHECKF(live <= total / 20, "%d of %d ephemerons still have a key after every key was dropped",
+           live, total);
+    note("%.1f s: %llu cycles, %llu ephemerons made, %llu gets, %llu links walked; at the end %d "
+         "of %d keys alive", g_stress_secs, (unsigned long long)(s1.cycles - s0.cycles),
+         (unsigned long long)made, (unsigned long long)gets, (unsigned long long)walks, live, total);
+    for (int i = 0; i < NT; i++) {
+        memset(th[i].eph, 0, sizeof th[i].eph);
+        wbgc_remove_roots(h, th[i].eph);
+        wbgc_remove_roots(h, th[i].held);
+    }
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_stress_ephemerons_concurrent(void) { ephemeron_stress_run(0, -1); }
+static void test_stress_ephemerons_incremental(void) { ephemeron_stress_run(0, 0); }
+static void test_stress_ephemerons_stw(void) { ephemeron_stress_run(WBGC_STW, -1); }
+static void test_stress_ephemerons_check(void) { ephemeron_stress_run(WBGC_CHECK, -1); }
+
+static void test_ephemeron_misuse(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    char *o = wbgc_alloc(p, 64);
+    CHECK(wbgc_ephemeron_new(p, NULL, o) == NULL);
+    CHECK(wbgc_ephemeron_new(p, o + 8, o) == NULL);
+    CHECK(errlog_count(&log) == 2);
+    CHECK(wbgc_ephemeron_key(p, NULL) == NULL && wbgc_ephemeron_value(p, NULL) == NULL);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
 static const test_case g_tests[] = {
     {"config_defaults", test_config_defaults},
     {"zeroed_memory", test_zeroed_memory},
@@ -7529,6 +7859,18 @@ static const test_case g_tests[] = {
     {"stress_specials_stw", test_stress_specials_stw},
     {"stress_specials_check", test_stress_specials_check},
     {"stress_specials_on_demand", test_stress_specials_on_demand},
+    {"ephemerons_concurrent", test_ephemerons_concurrent},
+    {"ephemerons_incremental", test_ephemerons_incremental},
+    {"ephemerons_stw", test_ephemerons_stw},
+    {"ephemerons_check_mode", test_ephemerons_check_mode},
+    {"ephemeron_chain_concurrent", test_ephemeron_chain_concurrent},
+    {"ephemeron_chain_incremental", test_ephemeron_chain_incremental},
+    {"ephemeron_chain_stw", test_ephemeron_chain_stw},
+    {"ephemeron_misuse", test_ephemeron_misuse},
+    {"stress_ephemerons_concurrent", test_stress_ephemerons_concurrent},
+    {"stress_ephemerons_incremental", test_stress_ephemerons_incremental},
+    {"stress_ephemerons_stw", test_stress_ephemerons_stw},
+    {"stress_ephemerons_check", test_stress_ephemerons_check},
 };
 #define NTESTS ((int)ARRAY_LEN(g_tests))
 

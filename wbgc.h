@@ -1142,6 +1142,8 @@ typedef struct wbgc__span {
                                              handle); set and cleared
                                              atomically under the record's
                                              shard lock */
+    uint32_t  waiters;      /* ephemerons wait on an object of this span
+                               this mark (wbgc__scan_ephemeron); SEQ_CST */
     uint64_t  specials_gen; /* h->marks_done as of the sweep that last did
                                this span's special records (or its start);
                                RELEASE/ACQUIRE: a weak get between a mark
@@ -1307,6 +1309,10 @@ typedef struct wbgc__special {
     wbgc_finalizer fn;       /* its finalizer, or NULL */
     void          *arg;
     uintptr_t      handle;   /* its weak handle (a GC object), or 0 */
+    uintptr_t      waiting;  /* ephemerons whose key it is, that found it
+                                unmarked (wbgc__scan_ephemeron) in the mark
+                                after waiting_gen marks; stale after it */
+    uint64_t       waiting_gen;
 } wbgc__special;
 
 #define WBGC__SHARDS 64
@@ -1316,6 +1322,20 @@ typedef struct wbgc__shard {
     wbgc__special  *tab;     /* open addressing, linear probing */
     size_t          cap, n;  /* cap: 0 or a power of two */
 } wbgc__shard;
+
+/* A weak handle: one word, its object or 0, in a 16-byte noscan object. */
+struct wbgc_weak { uintptr_t obj; uintptr_t unused; };
+
+/* An ephemeron: a 32-byte GC object of the ephemeron layout
+   (WBGC__LAYOUT_EPHEMERON), which the marker scans its own way
+   (wbgc__scan_ephemeron). */
+struct wbgc_ephemeron {
+    wbgc_weak             *key;      /* strong: the key's weak handle */
+    void                  *value;    /* marked only once the key is */
+    struct wbgc_ephemeron *waiting;  /* the marker's: the next one waiting
+                                        on the same key this mark */
+    uintptr_t              unused;
+};
 
 /* A finalizer queued to run: its object found unreachable. */
 typedef struct wbgc__finq {
@@ -1667,9 +1687,10 @@ WBGC__GPR_INLINE uint32_t wbgc__layout_id(const wbgc__span *s, uint32_t idx)
 WBGC__GPR_INLINE const wbgc_layout *wbgc__layout_of(wbgc_heap *h, const wbgc__span *s, uint32_t idx)
 {
     uint32_t id = wbgc__layout_id(s, idx);
-    /* DISPATCH POINT (ephemerons): WBGC__LAYOUT_EPHEMERON is the layout of
-       an ephemeron, whose scan (wbgc__scan_ephemeron) is its own; until
-       it exists, such an object is scanned conservatively, every word. */
+    /* WBGC__LAYOUT_EPHEMERON: an ephemeron, which the marker scans its own
+       way (wbgc__scan_object sends it to wbgc__scan_ephemeron before it
+       asks); to everyone else (check mode, wbgc_realloc) every word of it
+       may hold a pointer. */
     if (id == WBGC__LAYOUT_EPHEMERON) return NULL;
     const wbgc_layout *l = __atomic_load_n(&h->layouts[id], __ATOMIC_ACQUIRE);
     if (WBGC__UNLIKELY(!l))
@@ -1813,6 +1834,7 @@ static void wbgc__span_init(wbgc__span *s, uint32_t spc)
     memset(s->vbits, 0, sizeof s->vbits);
     memset(s->owedbits, 0, sizeof s->owedbits);
     memset(s->specialbits, 0, sizeof s->specialbits);
+    s->waiters = 0;
 }
 
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
@@ -3559,9 +3581,14 @@ WBGC__GPR_INLINE void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *
     uint64_t *mw = &s->markbits[idx >> 6];
     if (WBGC__LOAD(*mw) & bit) return;
     if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
-    if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
+    /* SEQ_CST, as the load of waiters after it (here or in
+       wbgc__scan_object): the pair meets wbgc__scan_ephemeron's */
+    if (__atomic_fetch_or(mw, bit, __ATOMIC_SEQ_CST) & bit) return;
     g->bytes_marked += s->elemsize;
-    if (s->kind != WBGC__KIND_NOSCAN) wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
+    /* A noscan object goes on the work list only when ephemerons may wait
+       on it: its "scan" shades what waits (wbgc__scan_object). */
+    if (s->kind != WBGC__KIND_NOSCAN || WBGC__UNLIKELY(__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST)))
+        wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
 }
 
 static inline void wbgc__shade(wbgc_heap *h, wbgc__gcwork *g, uintptr_t v)
@@ -3626,13 +3653,28 @@ static WBGC__NO_SANITIZE void wbgc__scan_typed(wbgc_heap *h, wbgc__gcwork *g, co
    every word scanned, a typed one only the words its layout names
    (wbgc__layout_of). Returns the bytes scanned (all of the object's or
    oblet's, whatever its kind: the pacer's unit of work). */
+static void wbgc__scan_ephemeron(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj);
+static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj);
+
 static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
     wbgc__span *s = wbgc__span_of(h, obj);
-    WBGC_ASSERT(s && s->kind != WBGC__KIND_NOSCAN);
+    WBGC_ASSERT(s);
+    uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
+    /* Ephemerons may wait on an object of this span: if on this one (an
+       object's start, not an oblet's), they are owed their values now. */
+    if (WBGC__UNLIKELY(__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST)) &&
+        obj == s->base + (uintptr_t)idx * s->elemsize)
+        wbgc__key_marked(h, g, obj);
+    if (s->kind == WBGC__KIND_NOSCAN) return 0;  /* here only for that */
     const wbgc_layout *l = NULL;
-    if (s->kind == WBGC__KIND_TYPED)
-        l = wbgc__layout_of(h, s, (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32));
+    if (s->kind == WBGC__KIND_TYPED) {
+        if (WBGC__UNLIKELY(wbgc__layout_id(s, idx) == WBGC__LAYOUT_EPHEMERON)) {
+            wbgc__scan_ephemeron(h, g, obj);
+            return s->elemsize;
+        }
+        l = wbgc__layout_of(h, s, idx);
+    }
     if (s->nelems > 1 || s->elemsize <= WBGC__OBLET) {
         if (l) wbgc__scan_typed(h, g, l, obj, obj, obj + s->elemsize);
         else wbgc__scan_range(h, g, obj, obj + s->elemsize);
@@ -4064,6 +4106,7 @@ static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
                     queued = 1;
                 }
             }
+            if (r) r->waiting = 0;  /* ephemerons that waited on a dead key */
             if (r && !r->fn && !r->handle) wbgc__special_del(sh, r), r = NULL;
             if (!r) __atomic_fetch_and(&s->specialbits[w], ~bit, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&sh->lock);
@@ -4090,6 +4133,84 @@ static inline int wbgc__span_has_specials(const wbgc__span *s)
     uint64_t any = 0;
     for (uint32_t w = 0; w < WBGC__BITMAP_WORDS; w++) any |= WBGC__LOAD(s->specialbits[w]);
     return any != 0;
+}
+
+/* Ephemerons. The marker scans an ephemeron e its own way
+   (wbgc__scan_ephemeron): its key's weak handle is strong; if the key is
+   marked, the value is shaded; if not, e waits on the key: pushed on the
+   key's record's waiting list under the key's shard lock, and the key's
+   span flagged (waiters). Marking an object of a flagged span queues it
+   for a scan even if it is noscan (wbgc__shade_in), and the scan takes
+   the object's waiting list and shades the values (wbgc__key_marked).
+   The two meet as a store-load pair on each side, all SEQ_CST: the waiter
+   flags the span, then reads the key's mark bit; the key's marker sets
+   the bit, then reads the flag. So at least one of them sees the other:
+   if the marker did not see the flag, the waiter sees the bit and takes
+   back what waits itself. An ephemeron is scanned once a mark and taken
+   off a list once: bounded work per ephemeron however the chains run.
+   Lists still there at the mark's end wait on dead keys, and go with
+   their records at the sweep (each list is stamped with its mark, so one
+   left on a live key would be dropped, not followed, by the next mark);
+   flags are cleared at the span's sweep. An
+   ephemeron made while a cycle marks is born black and not scanned: its
+   value lives this cycle (it came from somewhere the barrier covers). */
+
+/* wbgc__eph_shade shades the values of the list of ephemerons at e. */
+static void wbgc__eph_shade(wbgc_heap *h, wbgc__gcwork *g, wbgc_ephemeron *e)
+{
+    for (; e; e = e->waiting) wbgc__shade(h, g, (uintptr_t)WBGC__LOAD(e->value));
+}
+
+static void wbgc__scan_ephemeron(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+{
+    wbgc_ephemeron *e = (wbgc_ephemeron *)obj;
+    wbgc_weak *kh = WBGC__LOAD(e->key);
+    if (!kh) return;  /* not filled in yet: born this mark, black */
+    wbgc__shade(h, g, (uintptr_t)kh);
+    /* The handle is true: no sweep runs while a cycle marks. 0: the key
+       died at an earlier cycle, and the value is not looked at. */
+    uintptr_t key = __atomic_load_n(&kh->obj, __ATOMIC_ACQUIRE);
+    wbgc__span *ks = key ? wbgc__span_of(h, key) : NULL;
+    if (!ks) return;
+    uint32_t idx = (uint32_t)(((uint64_t)(key - ks->base) * ks->divmagic) >> 32);
+    uint64_t bit = (uint64_t)1 << (idx & 63), *mw = &ks->markbits[idx >> 6];
+    if (WBGC__LOAD(*mw) & bit) {
+        wbgc__shade(h, g, (uintptr_t)WBGC__LOAD(e->value));
+        return;
+    }
+    size_t hash = wbgc__special_hash(key);
+    wbgc__shard *sh = wbgc__shard_of(h, hash);
+    pthread_mutex_lock(&sh->lock);
+    wbgc__special *r = wbgc__special_find(sh, key, hash);
+    wbgc_ephemeron *owed = e;  /* no record (cannot be: the handle is one's): strong */
+    if (r) {
+        uint64_t gen = WBGC__LOAD(h->marks_done);  /* fixed while a mark runs */
+        if (r->waiting_gen != gen) r->waiting = 0;  /* an older mark's, left on a live key */
+        r->waiting_gen = gen;
+        e->waiting = (wbgc_ephemeron *)r->waiting;
+        r->waiting = (uintptr_t)e;
+        __atomic_store_n(&ks->waiters, 1, __ATOMIC_SEQ_CST);
+        owed = NULL;
+        if (__atomic_load_n(mw, __ATOMIC_SEQ_CST) & bit) {  /* marked meanwhile */
+            owed = (wbgc_ephemeron *)r->waiting;
+            r->waiting = 0;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    wbgc__eph_shade(h, g, owed);
+}
+
+static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+{
+    size_t hash = wbgc__special_hash(obj);
+    wbgc__shard *sh = wbgc__shard_of(h, hash);
+    pthread_mutex_lock(&sh->lock);
+    wbgc__special *r = wbgc__special_find(sh, obj, hash);
+    int now = r && r->waiting_gen == WBGC__LOAD(h->marks_done);
+    wbgc_ephemeron *owed = now ? (wbgc_ephemeron *)r->waiting : NULL;
+    if (r) r->waiting = 0;
+    pthread_mutex_unlock(&sh->lock);
+    wbgc__eph_shade(h, g, owed);
 }
 
 /* wbgc__fin_run runs up to max queued finalizers (0: until none is
@@ -4229,6 +4350,9 @@ typedef struct wbgc__verifier {
     int        oom;
     uint64_t   objects, lost;
     uintptr_t  seen_lost[64];  /* lost objects reported (others: counted again) */
+    uintptr_t *eph;            /* ephemerons reached whose keys were not yet;
+                                  bit 0: the ephemeron is marked */
+    size_t     neph, eph_cap;
     int        nmsg;
     char       msg[4][640];
 } wbgc__verifier;
@@ -4342,15 +4466,52 @@ static WBGC__NO_SANITIZE void wbgc__v_range(wbgc__verifier *V, uintptr_t lo, uin
    its record by division, looked up in the layout's bitmap (the marker
    walks the list of pointer offsets). The ephemeron's layout: every word,
    as the marker does until it has wbgc__scan_ephemeron. */
+/* wbgc__v_eph_value follows ephemeron e's value if its key was reached;
+   returns 0 if not (the key was not reached yet). Sure when e and its key
+   are both marked: then the mark had to mark the value too. */
+static int wbgc__v_eph_value(wbgc__verifier *V, const wbgc_ephemeron *e, int sure)
+{
+    uintptr_t key = e->key ? e->key->obj : 0;
+    size_t ki;
+    wbgc__span *ks = key ? wbgc__v_object(V->h, key, &ki) : NULL;
+    if (!ks) return 1;  /* dead key: the value is not the ephemeron's to keep */
+    if (!((ks->vbits[ki / 64] >> (ki % 64)) & 1)) return 0;
+    int key_marked = (int)((ks->markbits[ki / 64] >> (ki % 64)) & 1);
+    uintptr_t v = (uintptr_t)e->value;
+    if (v - V->h->lo < V->h->hi - V->h->lo)
+        wbgc__v_word(V, (uintptr_t)&e->value, v, (uintptr_t)e, sure && key_marked);
+    return 1;
+}
+
+/* wbgc__v_ephemeron follows ephemeron obj: its key's handle always, its
+   value once the key is reached (else it waits in V->eph). */
+static void wbgc__v_ephemeron(wbgc__verifier *V, uintptr_t obj, int sure)
+{
+    const wbgc_ephemeron *e = (const wbgc_ephemeron *)obj;
+    if (e->key) wbgc__v_word(V, (uintptr_t)&e->key, (uintptr_t)e->key, obj, sure);
+    if (wbgc__v_eph_value(V, e, sure)) return;
+    if (V->neph == V->eph_cap) {
+        size_t cap = V->eph_cap ? V->eph_cap * 2 : 1024;
+        uintptr_t *a = (uintptr_t *)realloc(V->eph, cap * sizeof *a);
+        if (!a) {
+            V->oom = 1;
+            return;
+        }
+        V->eph = a;
+        V->eph_cap = cap;
+    }
+    V->eph[V->neph++] = obj | (uintptr_t)(sure != 0);
+}
+
 static WBGC__NO_SANITIZE void wbgc__v_typed(wbgc__verifier *V, wbgc__span *s, size_t i,
                                             uintptr_t obj, int sure)
 {
     size_t id = s->layout_ids ? s->layout_ids[i] : s->layout;
-    const wbgc_layout *l = id == WBGC__LAYOUT_EPHEMERON ? NULL : V->h->layouts[id];
-    if (!l) {
-        wbgc__v_range(V, obj, obj + s->elemsize, obj, sure);
+    if (id == WBGC__LAYOUT_EPHEMERON) {
+        wbgc__v_ephemeron(V, obj, sure);
         return;
     }
+    const wbgc_layout *l = V->h->layouts[id];
     uintptr_t hlo = V->h->lo, hhi = V->h->hi;
     for (size_t w = 0; w < s->elemsize / sizeof(uintptr_t); w++) {
         size_t k = w % l->words;
@@ -4491,6 +4652,22 @@ static WBGC__NOINLINE void wbgc__verify(wbgc_heap *h, int concurrent)
         }
     }
     wbgc__v_drain(&V);
+    /* Ephemerons whose keys were reached later: their values, and what
+       those reach, until nothing more is (a fixpoint, like the mark's) */
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t k = 0; k < V.neph;) {
+            if (wbgc__v_eph_value(&V, (const wbgc_ephemeron *)(V.eph[k] & ~(uintptr_t)1),
+                                  (int)(V.eph[k] & 1))) {
+                V.eph[k] = V.eph[--V.neph];
+                wbgc__v_drain(&V);  /* may reach keys that later entries wait on */
+                more = 1;
+            } else {
+                k++;
+            }
+        }
+    }
+    free(V.eph);
     free(V.stack);
     wbgc__v_each_span(&V, wbgc__v_owed);
     wbgc__v_each_span(&V, wbgc__v_end);
@@ -4687,6 +4864,7 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
     if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
     wbgc__specials_done(h, s);
+    WBGC__STORE(s->waiters, 0);  /* the lists went with the dead keys' records */
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
     for (uint32_t w = 0; w < words; w++) {
         nalloc += (uint32_t)__builtin_popcountll(s->allocbits[w]);
@@ -4816,6 +4994,7 @@ static void wbgc__sweep_large(wbgc_heap *h)
     while ((s = wbgc__list_pop(&h->large_unswept)) != NULL) {
         if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
         wbgc__specials_done(h, s);
+        WBGC__STORE(s->waiters, 0);
         if (s->markbits[0] & 1) {
             __atomic_store_n(&s->markbits[0], 0, __ATOMIC_RELEASE);  /* INV-MARKCLEAR; as above */
             wbgc__list_push(&h->large, s);
@@ -5454,10 +5633,14 @@ static void wbgc__fork_forget_marks(wbgc_heap *h)
     for (wbgc__arena *a = h->arenas; a; a = a->next) {
         for (size_t i = 0; i < WBGC__ARENA_PAGES; i++) {
             wbgc__span *s = a->pages[i];
-            if (s && s->state == WBGC__SPAN_INUSE && s->base == a->base + (i << WBGC__PAGE_SHIFT))
+            if (s && s->state == WBGC__SPAN_INUSE && s->base == a->base + (i << WBGC__PAGE_SHIFT)) {
                 memset(s->markbits, 0, sizeof s->markbits);
+                s->waiters = 0;
+            }
         }
     }
+    for (int k = 0; k < WBGC__SHARDS; k++)  /* what waited on keys, with those marks */
+        for (size_t i = 0; i < h->specials[k].cap; i++) h->specials[k].tab[i].waiting = 0;
 }
 
 /* wbgc__fork_forget_work empties every full mark work buffer onto the
@@ -6245,16 +6428,15 @@ WBGCDEF size_t wbgc_run_finalizers(wbgc_p *p, size_t max)
     return wbgc__fin_run(p, max);
 }
 
-/* A weak handle: one word, its object or 0, in a 16-byte noscan object. */
-struct wbgc_weak { uintptr_t obj; uintptr_t unused; };
-
-static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
+/* wbgc__weak_new: obj's weak handle, for fn (wbgc_weak_new, or
+   wbgc_ephemeron_new's key). */
+static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj, const char *fn)
 {
     wbgc_heap *h = p->heap;
     wbgc__span *s;
     uint32_t idx;
     if (!wbgc__object_start(h, obj, &s, &idx)) {
-        wbgc__not_object(p, "wbgc_weak_new", obj);
+        wbgc__not_object(p, fn, obj);
         return NULL;
     }
     size_t hash = wbgc__special_hash((uintptr_t)obj);
@@ -6295,7 +6477,7 @@ static wbgc_weak *wbgc__weak_new(wbgc_p *p, void *obj)
 WBGCDEF wbgc_weak *wbgc_weak_new(wbgc_p *p, void *obj)
 {
     if (wbgc__check_p(p, "wbgc_weak_new") < 0) return NULL;
-    return wbgc__weak_new(p, obj);  /* its allocation marks the P (rule 5) */
+    return wbgc__weak_new(p, obj, "wbgc_weak_new");  /* its allocation marks the P (rule 5) */
 }
 
 /* wbgc__weak_obj: what handle w yields now (see the top of section
@@ -6336,6 +6518,52 @@ WBGCDEF void *wbgc_weak_get(wbgc_p *p, wbgc_weak *w)
 {
     if (wbgc__check_p(p, "wbgc_weak_get") < 0 || !w) return NULL;
     return (void *)wbgc__weak_obj(p, w);
+}
+
+/* ---- ephemerons (section "Finalizers and weak references": Ephemerons) */
+
+WBGCDEF wbgc_ephemeron *wbgc_ephemeron_new(wbgc_p *p, void *key, void *value)
+{
+    if (wbgc__check_p(p, "wbgc_ephemeron_new") < 0) return NULL;
+    wbgc_weak *kh = wbgc__weak_new(p, key, "wbgc_ephemeron_new");  /* held here */
+    if (!kh) return NULL;
+    wbgc_ephemeron *e = (wbgc_ephemeron *)wbgc__alloc(p, sizeof *e, WBGC__KIND_TYPED,
+                                                      WBGC__LAYOUT_EPHEMERON);
+    if (!e) return NULL;
+    /* no safepoint since the allocation: no marker has seen e unfilled */
+    wbgc_write(p, &e->key, kh);
+    wbgc_write(p, &e->value, value);
+    return e;
+}
+
+/* wbgc__eph_key: e's key, or 0 once it died. */
+static uintptr_t wbgc__eph_key(wbgc_p *p, wbgc_ephemeron *e)
+{
+    wbgc_weak *kh = e ? WBGC__LOAD(e->key) : NULL;
+    return kh ? wbgc__weak_obj(p, kh) : 0;
+}
+
+WBGCDEF void *wbgc_ephemeron_key(wbgc_p *p, wbgc_ephemeron *e)
+{
+    if (wbgc__check_p(p, "wbgc_ephemeron_key") < 0) return NULL;
+    return (void *)wbgc__eph_key(p, e);
+}
+
+WBGCDEF void *wbgc_ephemeron_value(wbgc_p *p, wbgc_ephemeron *e)
+{
+    if (wbgc__check_p(p, "wbgc_ephemeron_value") < 0 || !wbgc__eph_key(p, e)) return NULL;
+    /* The key lives, so the value does (e is held, so it was marked if a
+       mark ended, and so was the value); during a mark, shaded, as a weak
+       get's object is: the mark may have seen e wait on the key. */
+    uintptr_t v = (uintptr_t)WBGC__LOAD(e->value);
+    if (WBGC__LOAD(p->heap->phase) == WBGC__PHASE_MARK) wbgc__shade(p->heap, &p->gcw, v);
+    return (void *)v;
+}
+
+WBGCDEF void wbgc_ephemeron_set_value(wbgc_p *p, wbgc_ephemeron *e, void *value)
+{
+    if (wbgc__check_p(p, "wbgc_ephemeron_set_value") < 0 || !wbgc__eph_key(p, e)) return;
+    wbgc_write(p, &e->value, value);  /* the old value may be a dead key's: not after */
 }
 
 WBGCDEF void wbgc_collect(wbgc_p *p)
