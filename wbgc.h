@@ -866,7 +866,17 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    work lists  under work_lock; the relaxed peeks at work_full
                (wbgc__gcw_balance, wbgc__drain) only decide whether to look.
    preempt     written under sched_lock, read relaxed: a missed request is
-               seen at the next safepoint, the bit stays set. */
+               seen at the next safepoint, the bit stays set.
+   weak        a sweep clears a dead object's handle (RELEASE) under its
+               shard lock, stamps the span (specials_gen RELEASE), then
+               clears the marks (RELEASE stores); a weak get loads the
+               stamp, the mark word and the stamp again (ACQUIRE), under
+               the same lock: section "Finalizers and weak references".
+               sweep_done is stored RELEASE once every span is swept.
+   ephemeron   the waiter stores the span's waiters flag and then loads
+               the key's mark word; the key's marker sets the mark bit
+               and then loads the flag: all SEQ_CST, so one sees the
+               other (section "Finalizers and weak references"). */
 
 #include <errno.h>
 #include <pthread.h>

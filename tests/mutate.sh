@@ -62,6 +62,9 @@ DEFAULT_TESTS = """
     realloc_concurrent
     stress_concurrent stress_incremental stress_stw stress_check
     stress_typed_concurrent stress_typed_check
+    finalizers_concurrent finalizer_order finalizer_resurrection weak_concurrent
+    ephemerons_concurrent ephemeron_chain_concurrent ephemeron_chain_incremental
+    stress_specials_concurrent stress_specials_incremental stress_ephemerons_concurrent
     fuzz_concurrent fuzz_incremental fuzz_stw fuzz_check
     tree_reverse_concurrent tree_reverse_incremental
 """.split()
@@ -291,6 +294,48 @@ mutant("realloc-loses-kind",
        "wbgc_realloc's new object is always a scanned one",
        "    void *q = wbgc__alloc(p, size, kind, layout);",
        "    void *q = wbgc__alloc(p, size, WBGC__KIND_SCAN, 0);")
+# finalizers, weak references, ephemerons
+mutant("weak-get-no-read-barrier",
+       "a weak get during a mark does not shade what it returns",
+       "        wbgc__shade(h, &p->gcw, obj);                 /* and the mark will not find it dead */",
+       "        /* MUTANT */")
+mutant("finalizable-not-kept",
+       "the sweep queues a dead object's finalizer but frees the object",
+       "                if (r->fn)  /* kept for its finalizer; atomic: a weak get may read the word */\n"
+       "                    __atomic_fetch_or(&s->markbits[w], bit, __ATOMIC_RELAXED);",
+       "                /* MUTANT */")
+mutant("finalizable-insides-not-roots",
+       "the root job does not scan finalizable objects' insides (what they reach dies first)",
+       "                done += wbgc__scan_finalizable(h, g, r->obj);",
+       "                /* MUTANT */")
+mutant("weak-handle-not-root",
+       "the root job does not keep live objects' weak handles alive",
+       "            if (r->handle) wbgc__shade(h, g, r->handle);",
+       "            /* MUTANT */")
+mutant("weak-get-trusts-unswept",
+       "between a mark and its sweep, a weak get trusts the handle (a dead object comes back)",
+       "    if (s && __atomic_load_n(&s->specials_gen, __ATOMIC_ACQUIRE) != gen) {",
+       "    if (0) {")
+mutant("eph-value-strong",
+       "an ephemeron's value is shaded whether or not its key is marked",
+       "    if (WBGC__LOAD(*mw) & bit) {\n        wbgc__shade(h, g, (uintptr_t)WBGC__LOAD(e->value));",
+       "    if (1) {\n        wbgc__shade(h, g, (uintptr_t)WBGC__LOAD(e->value));")
+mutant("eph-key-marked-not-heard",
+       "marking a key does not shade what waits on it",
+       "        wbgc__key_marked(h, g, obj);\n    if (s->kind == WBGC__KIND_NOSCAN) return 0;",
+       "        (void)0;\n    if (s->kind == WBGC__KIND_NOSCAN) return 0;")
+mutant("eph-noscan-key-not-queued",
+       "a noscan key is never queued, so what waits on it is never shaded",
+       "    if (s->kind != WBGC__KIND_NOSCAN || WBGC__UNLIKELY(__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST)))",
+       "    if (s->kind != WBGC__KIND_NOSCAN)", build="both")
+mutant("eph-waiter-no-recheck",
+       "an ephemeron that starts to wait does not look at its key's mark bit again (the marker "
+       "of the key may have read the span's flag before it was set)",
+       "        if (__atomic_load_n(mw, __ATOMIC_SEQ_CST) & bit) {  /* marked meanwhile */",
+       "        if (0) {",
+       expect="a race of a few instructions: the verifier finds it in 10 s stress runs "
+              "(./build.sh soak 10), not in the quick suite's 2 s")
+
 mutant("object-start-accepts-interior",
        "wbgc__object_start takes an interior pointer for an object's start",
        "    if (i >= s->nelems || v != s->base + (uintptr_t)i * s->elemsize) return 0;",

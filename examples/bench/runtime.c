@@ -74,15 +74,69 @@ static double cycle_ms(wbgc_p *p, int rounds)
     return median(v, rounds);
 }
 
-static void usage(FILE *f) { fprintf(f, "usage: bench_runtime [--objects N] [--rounds R]\n"); }
+static void usage(FILE *f) { fprintf(f, "usage: bench_runtime [--objects N] [--rounds R] [--chain L]\n"); }
+
+/* A key, and a value that points back to its key and on to the next key
+   of its chain. */
+typedef struct bkey { uint64_t id, pad[3]; } bkey;
+typedef struct bval { bkey *key, *next; uint64_t id, pad; } bval;
+typedef struct bpair { bkey *key; bval *value; uint64_t pad[2]; } bpair;
+
+/* pairs: n pairs in chains of `chain`: value i points to key i+1 within a
+   chain; the table lists them from each chain's end to its start (so a
+   marker meets most before their keys), heads holds each chain's first
+   key. ephemeral: ephemerons, else strong 32-byte pairs. Returns the
+   median cycle time, and checks that every value is alive. */
+static double pairs_ms(wbgc_heap *h, wbgc_p *p, size_t n, size_t chain, int ephemeral, int rounds)
+{
+    table tab, heads;
+    table_new(h, p, &tab, n);
+    table_new(h, p, &heads, (n + chain - 1) / chain);
+    bkey *next = NULL;
+    for (size_t i = n; i-- > 0;) {
+        bkey *k = wbgc_alloc(p, sizeof *k);
+        bval *v = wbgc_alloc(p, sizeof *v);
+        if (!k || !v) exit(1);
+        k->id = v->id = i;
+        wbgc_write(p, &v->key, k);
+        if ((i + 1) % chain) wbgc_write(p, &v->next, next);
+        void *pair;
+        if (ephemeral) {
+            pair = wbgc_ephemeron_new(p, k, v);
+        } else {
+            bpair *q = wbgc_alloc(p, sizeof *q);
+            if (q) wbgc_write2(p, &q->key, k, &q->value, v);
+            pair = q;
+        }
+        if (!pair) exit(1);
+        table_set(p, &tab, n - 1 - i, pair);
+        if (i % chain == 0) table_set(p, &heads, i / chain, k);
+        next = k;
+    }
+    next = NULL;
+    double ms = cycle_ms(p, rounds);
+    for (size_t j = 0; j < n; j++) {
+        void *pair = table_get(&tab, j);
+        bval *v = ephemeral ? wbgc_ephemeron_value(p, pair) : ((bpair *)pair)->value;
+        if (!v || v->id != n - 1 - j) {
+            fprintf(stderr, "bench_runtime: value %zu lost\n", n - 1 - j);
+            exit(1);
+        }
+    }
+    table_free(h, &tab);
+    table_free(h, &heads);
+    wbgc_collect(p);
+    return ms;
+}
 
 int main(int argc, char **argv)
 {
-    size_t n = 1000000;
+    size_t n = 1000000, chain = 16;
     int rounds = 5;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--objects")) n = (size_t)bench_arg_long(argc, argv, &i, 1000, usage, "bench_runtime");
         else if (!strcmp(argv[i], "--rounds")) rounds = (int)bench_arg_long(argc, argv, &i, 1, usage, "bench_runtime");
+        else if (!strcmp(argv[i], "--chain")) chain = (size_t)bench_arg_long(argc, argv, &i, 1, usage, "bench_runtime");
         else { usage(stderr); return 2; }
     }
     bench_print_machine();
@@ -137,12 +191,17 @@ int main(int argc, char **argv)
     wbgc_collect(p);
     wbgc_collect(p);
 
+    double strong = pairs_ms(h, p, n, chain, 0, rounds);
+    double eph = pairs_ms(h, p, n, chain, 1, rounds);
+
     printf("| live set | cycle, ms | vs plain | set-up per object |\n");
     printf("| --- | ---: | ---: | ---: |\n");
     printf("| plain objects | %.1f | 1.00 | |\n", plain);
     printf("| finalizable | %.1f | %.2f | wbgc_set_finalizer %.0f ns |\n", finalizable, finalizable / plain, set_ns);
     printf("| weak handles | %.1f | %.2f | wbgc_weak_new %.0f ns; wbgc_weak_get %.1f ns |\n", weak, weak / plain,
            weak_new_ns, weak_get_ns);
+    printf("| %zu strong pairs, chains of %zu | %.1f | | |\n", n, chain, strong);
+    printf("| the same as ephemerons | %.1f | %.2f x strong pairs | |\n", eph, eph / strong);
     printf("\nthe cycle that finds %zu finalizable objects dead: %.1f ms (queues them); running "
            "them: %.0f ns each (%zu ran)\n\n", n, dying_ms, run_ns, ran);
 
