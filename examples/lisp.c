@@ -8,6 +8,9 @@
  * Every store of a Lisp value into a heap object or the root struct goes
  * through wbgc_write / wbgc_write2 / wbgc_write_n.
  *
+ * The symbol table holds symbols through weak handles (wbgc_weak_new): a
+ * symbol nothing else reaches is collected (intern_n says what keeps one).
+ *
  *   build/lisp                  REPL (prompt when stdin is a terminal)
  *   build/lisp file.scm ...     run files; an uncaught error exits 1
  *   LISP_GC=concurrent|incremental|stw|check   collector mode (default concurrent)
@@ -39,7 +42,7 @@ typedef Obj *V;
 typedef struct { long tag; int64_t v; } Int;
 typedef struct { long tag; double v; } Flo;
 typedef struct { long tag; long len; char s[]; } Str;
-typedef struct { long tag; long sf; V name; V value; } Sym;
+typedef struct { long tag; long sf; long pinned; V name; V value; } Sym;
 typedef struct { long tag; V car, cdr; } Pair;
 typedef struct { long tag; long len; V items[]; } Vec;
 typedef struct { long tag; long nreq; long rest; V params, body, env, name; } Clos;
@@ -73,7 +76,8 @@ enum { SF_NONE, SF_QUOTE, SF_IF, SF_DEFINE, SF_SET, SF_LAMBDA, SF_BEGIN, SF_LET,
 #define INTCACHE_LO (-128)
 #define INTCACHE_HI 1024
 static struct {
-    V symtab;                 /* Vec of buckets, each a list of symbols */
+    V symtab;                 /* Vec of buckets, each a list of weak entries */
+    V pinned;                 /* symbols the table holds strongly (see intern_n) */
     V intcache;               /* Vec of Int */
     V handoff[MAXSPAWN];      /* a spawned thread's object until the child has it */
     V s_quote, s_else, s_arrow, s_quasi, s_unquote, s_splice, s_define, s_lambda;
@@ -206,39 +210,109 @@ static uint64_t hash_bytes(const char *s, long n) {
     for (long i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
+/* The symbol table is weak. Each bucket is a list of entry cells (Pairs
+   the Lisp never sees) whose car is the symbol's wbgc_weak handle, so the
+   table alone does not keep a symbol alive: one that no data, code or
+   variable reaches is collected, its handle then yields NULL, and its cell
+   is unlinked by the next lookup or insertion that walks its bucket (or
+   when the table grows). That keeps the table small for a program that
+   makes symbols and drops them: each insertion unlinks the dead entries
+   of the bucket it walks, so they stay about one per bucket, and the
+   count (dead ones included) that decides growth comes near twice the
+   buckets only when the live symbols do.
+   The rule for what else holds a symbol: a global variable lives in its
+   symbol (Sym.value), and a special form's id too (Sym.sf), so a symbol
+   that gets either is pinned, held strongly by R.pinned, for good. A
+   collected symbol had neither, so a fresh one interned under its name
+   is indistinguishable from it: eq? holds between any two symbols of one
+   name that are alive at once. Entries are looked at through
+   wbgc_weak_get, which during a mark keeps what it returns alive for that
+   cycle: a bucket walked then keeps its unreachable symbols one cycle more.
+   symcount counts entries (dead ones not yet unlinked included), symdropped
+   the dead entries unlinked so far; both under symtab_lock. */
+static long symdropped;
+
+/* unlink_dead: *link is an entry cell whose handle yields NULL: drop it.
+   symtab_lock held. */
+static void unlink_dead(V *link) {
+    wbgc_write(P, link, CDR(*link));
+    symcount--;
+    symdropped++;
+}
+/* symtab_grow moves every live entry into a table of nl buckets, and drops
+   the dead ones. symtab_lock held. */
+static void symtab_grow(long nl) {
+    Vec *t = (Vec *)R.symtab;
+    Vec *nt = (Vec *)mkvec(nl, NIL);
+    for (long i = 0; i < t->len; i++)
+        for (V b = t->items[i]; b != NIL; b = CDR(b)) {
+            Sym *y = wbgc_weak_get(P, (wbgc_weak *)CAR(b));
+            if (!y) { symcount--; symdropped++; continue; }
+            Str *nm = (Str *)y->name;
+            V *nb = &nt->items[hash_bytes(nm->s, nm->len) % (uint64_t)nl];
+            wbgc_write(P, nb, cons(CAR(b), *nb));
+        }
+    wbgc_write(P, &R.symtab, (V)nt);
+}
 static V intern_n(const char *s, long n) {
     lock_blocking(&symtab_lock);
     Vec *t = (Vec *)R.symtab;
     uint64_t h = hash_bytes(s, n);
-    for (V b = t->items[h % (uint64_t)t->len]; b != NIL; b = CDR(b)) {
-        Str *nm = (Str *)((Sym *)CAR(b))->name;
+    V *link = &t->items[h % (uint64_t)t->len];
+    while (*link != NIL) {
+        /* a strong pointer on this stack from here on (or NULL: dead) */
+        Sym *y = wbgc_weak_get(P, (wbgc_weak *)CAR(*link));
+        if (!y) { unlink_dead(link); continue; }
+        Str *nm = (Str *)y->name;
         if (nm->len == n && memcmp(nm->s, s, (size_t)n) == 0) {
-            V r = CAR(b);
             pthread_mutex_unlock(&symtab_lock);
-            return r;
+            return (V)y;
         }
+        link = &CDR(*link);
     }
     /* Allocation below is a safepoint while symtab_lock is held: fine,
-       because every waiter for it is in a blocking region. */
+       because every waiter for it is in a blocking region. Only this
+       stack holds y until it is returned (its handle in the table does not). */
     V name = mkstr(s, n);
     Sym *y = gc_alloc(sizeof *y);
     y->tag = T_SYM;
     wbgc_write2(P, &y->name, name, &y->value, UNBOUND);
+    wbgc_weak *w = wbgc_weak_new(P, y);
+    if (!w) { pthread_mutex_unlock(&symtab_lock); errf(NULL, "out of memory"); }
     V *bucket = &t->items[h % (uint64_t)t->len];
-    wbgc_write(P, bucket, cons((V)y, *bucket));
-    if (++symcount > 2 * t->len) {          /* grow and rehash */
-        long nl = t->len * 4;
-        Vec *nt = (Vec *)mkvec(nl, NIL);
-        for (long i = 0; i < t->len; i++)
-            for (V b = t->items[i]; b != NIL; b = CDR(b)) {
-                Str *nm = (Str *)((Sym *)CAR(b))->name;
-                V *nb = &nt->items[hash_bytes(nm->s, nm->len) % (uint64_t)nl];
-                wbgc_write(P, nb, cons(CAR(b), *nb));
-            }
-        wbgc_write(P, &R.symtab, (V)nt);
-    }
+    wbgc_write(P, bucket, cons((V)w, *bucket));
+    if (++symcount > 2 * t->len) symtab_grow(t->len * 4);
     pthread_mutex_unlock(&symtab_lock);
     return (V)y;
+}
+/* pin_symbol: y gets a global value or a special-form id; from now on the
+   table holds it strongly (the rule above). */
+static void pin_symbol(V sym) {
+    Sym *y = (Sym *)sym;
+    if (__atomic_load_n(&y->pinned, __ATOMIC_ACQUIRE)) return;
+    lock_blocking(&symtab_lock);
+    if (!y->pinned) {
+        wbgc_write(P, &R.pinned, cons(sym, R.pinned));
+        __atomic_store_n(&y->pinned, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&symtab_lock);
+}
+/* symtab_stats: the table's counters, and how many entries yield a
+   symbol now (a walk that unlinks nothing). */
+typedef struct { long entries, live, dropped, pinned, buckets; } SymStats;
+static SymStats symtab_stats(void) {
+    SymStats st = { 0, 0, 0, 0, 0 };
+    lock_blocking(&symtab_lock);
+    Vec *t = (Vec *)R.symtab;
+    for (long i = 0; i < t->len; i++)
+        for (V b = t->items[i]; b != NIL; b = CDR(b))
+            if (wbgc_weak_get(P, (wbgc_weak *)CAR(b))) st.live++;
+    for (V b = R.pinned; b != NIL; b = CDR(b)) st.pinned++;
+    st.entries = symcount;
+    st.dropped = symdropped;
+    st.buckets = t->len;
+    pthread_mutex_unlock(&symtab_lock);
+    return st;
 }
 static V intern(const char *s) { return intern_n(s, (long)strlen(s)); }
 
@@ -447,7 +521,7 @@ static V lookup(V sym, V env) {
     return v;
 }
 static void define_var(V sym, V val, V env) {
-    if (env == NIL) { wbgc_write(P, &((Sym *)sym)->value, val); return; }
+    if (env == NIL) { pin_symbol(sym); wbgc_write(P, &((Sym *)sym)->value, val); return; }
     Frame *f = (Frame *)env;
     for (V vs = f->vars, vl = f->vals; vs != NIL; vs = CDR(vs), vl = CDR(vl))
         if (CAR(vs) == sym) { wbgc_write(P, &CAR(vl), val); return; }
@@ -1132,6 +1206,7 @@ static uint64_t pause_p99(const wbgc_stats *st) {
 }
 static V p_gcstats(V *a, int n) {
     (void)a; (void)n;
+    SymStats sy = symtab_stats();
     wbgc_stats st;
     wbgc_get_stats(H, &st);
     struct { const char *k; uint64_t v; } f[] = {
@@ -1140,6 +1215,15 @@ static V p_gcstats(V *a, int n) {
         { "pause-count", st.pause_count }, { "pause-total-ns", st.pause_total_ns },
         { "pause-max-ns", st.pause_max_ns }, { "wb-flushes", st.wb_flushes },
         { "mark-assist-ns", st.mark_assist_ns }, { "pause-p99-ns", pause_p99(&st) },
+        { "finalizers-queued", st.finalizers_queued }, { "finalizers-run", st.finalizers_run },
+        { "finalizers-pending", st.finalizers_pending },
+        { "weak-cleared", st.weak_cleared }, { "weak-live", st.weak_live },
+        /* the symbol table (intern_n): entries, dead ones not yet unlinked
+           included; those whose symbol lives; dead ones unlinked so far;
+           symbols held strongly; buckets */
+        { "symbols", (uint64_t)sy.entries }, { "symbols-live", (uint64_t)sy.live },
+        { "symbols-dropped", (uint64_t)sy.dropped }, { "symbols-pinned", (uint64_t)sy.pinned },
+        { "symbol-buckets", (uint64_t)sy.buckets },
     };
     V r = NIL;
     for (int i = (int)(sizeof f / sizeof f[0]) - 1; i >= 0; i--)
@@ -1270,9 +1354,10 @@ static void defprim(const char *name, PrimFn fn, int min, int max) {
     V s = intern(name);
     Prim *p = gc_alloc_noscan(sizeof *p);
     p->tag = T_PRIM; p->fn = fn; p->name = name; p->min = min; p->max = max;
+    pin_symbol(s);
     wbgc_write(P, &((Sym *)s)->value, (V)p);
 }
-static void defsf(const char *name, long sf) { ((Sym *)intern(name))->sf = sf; }
+static void defsf(const char *name, long sf) { V s = intern(name); pin_symbol(s); ((Sym *)s)->sf = sf; }
 
 static const char *PRELUDE =
     "(define (caar x) (car (car x))) (define (cadr x) (car (cdr x)))\n"
@@ -1346,6 +1431,7 @@ static V run_string(const char *src, size_t n, int echo, int *failed);
 
 static void init_interp(void) {
     wbgc_write(P, &R.symtab, mkvec(256, NIL));
+    wbgc_write(P, &R.pinned, NIL);
     Vec *ic = (Vec *)mkvec(INTCACHE_HI - INTCACHE_LO, NIL);
     for (long i = INTCACHE_LO; i < INTCACHE_HI; i++) {
         Int *o = gc_alloc_noscan(sizeof *o);
