@@ -43,6 +43,16 @@
 (println "the file holds: " (read-line in2))
 (close-port in2)
 
+; the other safe points: a cycle alone ((gc #f)) leaves the finalizer
+; queued; the end of the top-level form runs it, and so does an open
+(define (drop-one) (in-thread (lambda () (open-input-file path) 'dropped)))
+(define f3 (stat 'ports-finalized))
+(println "after (gc #f), queued, not run: " (begin (drop-one) (gc #f) (- (stat 'ports-finalized) f3)))
+(println "after the form: " (- (stat 'ports-finalized) f3))
+(println "an open runs it: "
+         (begin (drop-one) (gc #f) (close-port (open-input-file path)) (- (stat 'ports-finalized) f3)))
+(gc)   ; and the port that open made is finalized here, not below
+
 ; 1000 ports closed with close-port, then dropped: their finalizers run and
 ; close nothing (no file is closed twice)
 (define (open-close k) (let loop ((i 0)) (when (< i k) (close-port (open-input-file path)) (loop (+ i 1)))) k)
