@@ -8,6 +8,9 @@
  * Every store of a Lisp value into a heap object or the root struct goes
  * through wbgc_write / wbgc_write2 / wbgc_write_n.
  *
+ * The symbol table holds symbols through weak handles (wbgc_weak_new): a
+ * symbol nothing else reaches is collected (intern_n says what keeps one).
+ *
  *   build/lisp                  REPL (prompt when stdin is a terminal)
  *   build/lisp file.scm ...     run files; an uncaught error exits 1
  *   LISP_GC=concurrent|incremental|stw|check   collector mode (default concurrent)
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #define WBGC_IMPLEMENTATION
@@ -32,14 +36,14 @@
 
 /* ---- objects ------------------------------------------------------------ */
 enum { T_NIL = 1, T_BOOL, T_UNSPEC, T_UNBOUND, T_EOF, T_INT, T_FLOAT, T_STR, T_SYM,
-       T_PAIR, T_VEC, T_CLOS, T_PRIM, T_FRAME, T_THREAD, T_MUTEX };
+       T_PAIR, T_VEC, T_CLOS, T_PRIM, T_FRAME, T_THREAD, T_MUTEX, T_PORT };
 
 typedef struct Obj { long tag; } Obj;
 typedef Obj *V;
 typedef struct { long tag; int64_t v; } Int;
 typedef struct { long tag; double v; } Flo;
 typedef struct { long tag; long len; char s[]; } Str;
-typedef struct { long tag; long sf; V name; V value; } Sym;
+typedef struct { long tag; long sf; long pinned; V name; V value; } Sym;
 typedef struct { long tag; V car, cdr; } Pair;
 typedef struct { long tag; long len; V items[]; } Vec;
 typedef struct { long tag; long nreq; long rest; V params, body, env, name; } Clos;
@@ -48,6 +52,8 @@ typedef struct { long tag; PrimFn fn; const char *name; int min, max; } Prim;
 typedef struct { long tag; V parent, vars, vals; } Frame;
 typedef struct { long tag; V thunk, result, errmsg; pthread_t tid; int state; int joined; } Thread;
 typedef struct { long tag; pthread_mutex_t m; pthread_cond_t cv; } Mutex;
+/* noscan, like Mutex: the FILE is stdio's (malloc) memory, not the heap's */
+typedef struct { long tag; int input; FILE *f; pthread_mutex_t m; char path[]; } Port;
 
 /* Constants live outside the heap. nil is pair-shaped so that CAR/CDR of it
    read nil rather than past the end. */
@@ -73,7 +79,8 @@ enum { SF_NONE, SF_QUOTE, SF_IF, SF_DEFINE, SF_SET, SF_LAMBDA, SF_BEGIN, SF_LET,
 #define INTCACHE_LO (-128)
 #define INTCACHE_HI 1024
 static struct {
-    V symtab;                 /* Vec of buckets, each a list of symbols */
+    V symtab;                 /* Vec of buckets, each a list of weak entries */
+    V pinned;                 /* symbols the table holds strongly (see intern_n) */
     V intcache;               /* Vec of Int */
     V handoff[MAXSPAWN];      /* a spawned thread's object until the child has it */
     V s_quote, s_else, s_arrow, s_quasi, s_unquote, s_splice, s_define, s_lambda;
@@ -84,6 +91,7 @@ static pthread_mutex_t handoff_lock = PTHREAD_MUTEX_INITIALIZER;
 static char handoff_used[MAXSPAWN];
 static int live_threads;
 static wbgc_heap *H;
+static uint64_t ports_opened, ports_closed, ports_finalized;   /* atomic; see "ports" */
 
 /* ---- per-thread context: lives in the thread's start frame -------------- */
 typedef struct Ctx {
@@ -206,39 +214,109 @@ static uint64_t hash_bytes(const char *s, long n) {
     for (long i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
+/* The symbol table is weak. Each bucket is a list of entry cells (Pairs
+   the Lisp never sees) whose car is the symbol's wbgc_weak handle, so the
+   table alone does not keep a symbol alive: one that no data, code or
+   variable reaches is collected, its handle then yields NULL, and its cell
+   is unlinked by the next lookup or insertion that walks its bucket (or
+   when the table grows). That keeps the table small for a program that
+   makes symbols and drops them: each insertion unlinks the dead entries
+   of the bucket it walks, so they stay about one per bucket, and the
+   count (dead ones included) that decides growth comes near twice the
+   buckets only when the live symbols do.
+   The rule for what else holds a symbol: a global variable lives in its
+   symbol (Sym.value), and a special form's id too (Sym.sf), so a symbol
+   that gets either is pinned, held strongly by R.pinned, for good. A
+   collected symbol had neither, so a fresh one interned under its name
+   is indistinguishable from it: eq? holds between any two symbols of one
+   name that are alive at once. Entries are looked at through
+   wbgc_weak_get, which during a mark keeps what it returns alive for that
+   cycle: a bucket walked then keeps its unreachable symbols one cycle more.
+   symcount counts entries (dead ones not yet unlinked included), symdropped
+   the dead entries unlinked so far; both under symtab_lock. */
+static long symdropped;
+
+/* unlink_dead: *link is an entry cell whose handle yields NULL: drop it.
+   symtab_lock held. */
+static void unlink_dead(V *link) {
+    wbgc_write(P, link, CDR(*link));
+    symcount--;
+    symdropped++;
+}
+/* symtab_grow moves every live entry into a table of nl buckets, and drops
+   the dead ones. symtab_lock held. */
+static void symtab_grow(long nl) {
+    Vec *t = (Vec *)R.symtab;
+    Vec *nt = (Vec *)mkvec(nl, NIL);
+    for (long i = 0; i < t->len; i++)
+        for (V b = t->items[i]; b != NIL; b = CDR(b)) {
+            Sym *y = wbgc_weak_get(P, (wbgc_weak *)CAR(b));
+            if (!y) { symcount--; symdropped++; continue; }
+            Str *nm = (Str *)y->name;
+            V *nb = &nt->items[hash_bytes(nm->s, nm->len) % (uint64_t)nl];
+            wbgc_write(P, nb, cons(CAR(b), *nb));
+        }
+    wbgc_write(P, &R.symtab, (V)nt);
+}
 static V intern_n(const char *s, long n) {
     lock_blocking(&symtab_lock);
     Vec *t = (Vec *)R.symtab;
     uint64_t h = hash_bytes(s, n);
-    for (V b = t->items[h % (uint64_t)t->len]; b != NIL; b = CDR(b)) {
-        Str *nm = (Str *)((Sym *)CAR(b))->name;
+    V *link = &t->items[h % (uint64_t)t->len];
+    while (*link != NIL) {
+        /* a strong pointer on this stack from here on (or NULL: dead) */
+        Sym *y = wbgc_weak_get(P, (wbgc_weak *)CAR(*link));
+        if (!y) { unlink_dead(link); continue; }
+        Str *nm = (Str *)y->name;
         if (nm->len == n && memcmp(nm->s, s, (size_t)n) == 0) {
-            V r = CAR(b);
             pthread_mutex_unlock(&symtab_lock);
-            return r;
+            return (V)y;
         }
+        link = &CDR(*link);
     }
     /* Allocation below is a safepoint while symtab_lock is held: fine,
-       because every waiter for it is in a blocking region. */
+       because every waiter for it is in a blocking region. Only this
+       stack holds y until it is returned (its handle in the table does not). */
     V name = mkstr(s, n);
     Sym *y = gc_alloc(sizeof *y);
     y->tag = T_SYM;
     wbgc_write2(P, &y->name, name, &y->value, UNBOUND);
+    wbgc_weak *w = wbgc_weak_new(P, y);
+    if (!w) { pthread_mutex_unlock(&symtab_lock); errf(NULL, "out of memory"); }
     V *bucket = &t->items[h % (uint64_t)t->len];
-    wbgc_write(P, bucket, cons((V)y, *bucket));
-    if (++symcount > 2 * t->len) {          /* grow and rehash */
-        long nl = t->len * 4;
-        Vec *nt = (Vec *)mkvec(nl, NIL);
-        for (long i = 0; i < t->len; i++)
-            for (V b = t->items[i]; b != NIL; b = CDR(b)) {
-                Str *nm = (Str *)((Sym *)CAR(b))->name;
-                V *nb = &nt->items[hash_bytes(nm->s, nm->len) % (uint64_t)nl];
-                wbgc_write(P, nb, cons(CAR(b), *nb));
-            }
-        wbgc_write(P, &R.symtab, (V)nt);
-    }
+    wbgc_write(P, bucket, cons((V)w, *bucket));
+    if (++symcount > 2 * t->len) symtab_grow(t->len * 4);
     pthread_mutex_unlock(&symtab_lock);
     return (V)y;
+}
+/* pin_symbol: y gets a global value or a special-form id; from now on the
+   table holds it strongly (the rule above). */
+static void pin_symbol(V sym) {
+    Sym *y = (Sym *)sym;
+    if (__atomic_load_n(&y->pinned, __ATOMIC_ACQUIRE)) return;
+    lock_blocking(&symtab_lock);
+    if (!y->pinned) {
+        wbgc_write(P, &R.pinned, cons(sym, R.pinned));
+        __atomic_store_n(&y->pinned, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&symtab_lock);
+}
+/* symtab_stats: the table's counters, and how many entries yield a
+   symbol now (a walk that unlinks nothing). */
+typedef struct { long entries, live, dropped, pinned, buckets; } SymStats;
+static SymStats symtab_stats(void) {
+    SymStats st = { 0, 0, 0, 0, 0 };
+    lock_blocking(&symtab_lock);
+    Vec *t = (Vec *)R.symtab;
+    for (long i = 0; i < t->len; i++)
+        for (V b = t->items[i]; b != NIL; b = CDR(b))
+            if (wbgc_weak_get(P, (wbgc_weak *)CAR(b))) st.live++;
+    for (V b = R.pinned; b != NIL; b = CDR(b)) st.pinned++;
+    st.entries = symcount;
+    st.dropped = symdropped;
+    st.buckets = t->len;
+    pthread_mutex_unlock(&symtab_lock);
+    return st;
 }
 static V intern(const char *s) { return intern_n(s, (long)strlen(s)); }
 
@@ -313,6 +391,13 @@ static void print_obj(Buf *b, V x, int write) {
     case T_FRAME: bputs(b, "#<environment>"); return;
     case T_THREAD: bputs(b, "#<thread>"); return;
     case T_MUTEX: bputs(b, "#<mutex>"); return;
+    case T_PORT: {
+        Port *pt = (Port *)x;
+        bprintf(b, "#<%s-port ", pt->input ? "input" : "output");
+        bputs(b, pt->path);
+        bputs(b, __atomic_load_n(&pt->f, __ATOMIC_ACQUIRE) ? ">" : " (closed)>");
+        return;
+    }
     }
     bputs(b, "#<?>");
 }
@@ -447,7 +532,7 @@ static V lookup(V sym, V env) {
     return v;
 }
 static void define_var(V sym, V val, V env) {
-    if (env == NIL) { wbgc_write(P, &((Sym *)sym)->value, val); return; }
+    if (env == NIL) { pin_symbol(sym); wbgc_write(P, &((Sym *)sym)->value, val); return; }
     Frame *f = (Frame *)env;
     for (V vs = f->vars, vl = f->vals; vs != NIL; vs = CDR(vs), vl = CDR(vl))
         if (CAR(vs) == sym) { wbgc_write(P, &CAR(vl), val); return; }
@@ -739,7 +824,7 @@ static const char *type_name(V x) {
     case T_NIL: return "empty list"; case T_BOOL: return "boolean"; case T_INT: return "integer";
     case T_FLOAT: return "float"; case T_STR: return "string"; case T_SYM: return "symbol";
     case T_PAIR: return "pair"; case T_VEC: return "vector"; case T_CLOS: case T_PRIM: return "procedure";
-    case T_THREAD: return "thread"; case T_MUTEX: return "mutex";
+    case T_THREAD: return "thread"; case T_MUTEX: return "mutex"; case T_PORT: return "port";
     }
     return "object";
 }
@@ -1116,7 +1201,14 @@ static V p_catch(V *a, int n) {   /* (catch-error thunk): the value, or the erro
     T->jb = saved;
     return r;
 }
-static V p_gc(V *a, int n) { (void)a; (void)n; wbgc_collect(P); return UNSPEC; }
+/* (gc): a whole cycle, then the finalizers it queued (and any queued
+   before). (gc #f): the cycle alone, its finalizers left queued for the
+   next safe point (tests show where those are). */
+static V p_gc(V *a, int n) {
+    wbgc_collect(P);
+    if (n == 0 || a[0] != FALSE_V) wbgc_run_finalizers(P, 0);
+    return UNSPEC;
+}
 static int cmp_u64(const void *x, const void *y) {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return (a > b) - (a < b);
@@ -1132,6 +1224,7 @@ static uint64_t pause_p99(const wbgc_stats *st) {
 }
 static V p_gcstats(V *a, int n) {
     (void)a; (void)n;
+    SymStats sy = symtab_stats();
     wbgc_stats st;
     wbgc_get_stats(H, &st);
     struct { const char *k; uint64_t v; } f[] = {
@@ -1140,6 +1233,19 @@ static V p_gcstats(V *a, int n) {
         { "pause-count", st.pause_count }, { "pause-total-ns", st.pause_total_ns },
         { "pause-max-ns", st.pause_max_ns }, { "wb-flushes", st.wb_flushes },
         { "mark-assist-ns", st.mark_assist_ns }, { "pause-p99-ns", pause_p99(&st) },
+        { "finalizers-queued", st.finalizers_queued }, { "finalizers-run", st.finalizers_run },
+        { "finalizers-pending", st.finalizers_pending },
+        { "weak-cleared", st.weak_cleared }, { "weak-live", st.weak_live },
+        /* the symbol table (intern_n): entries, dead ones not yet unlinked
+           included; those whose symbol lives; dead ones unlinked so far;
+           symbols held strongly; buckets */
+        { "symbols", (uint64_t)sy.entries }, { "symbols-live", (uint64_t)sy.live },
+        { "symbols-dropped", (uint64_t)sy.dropped }, { "symbols-pinned", (uint64_t)sy.pinned },
+        { "symbol-buckets", (uint64_t)sy.buckets },
+        /* ports: opened; closed by close-port; closed by their finalizer */
+        { "ports-opened", __atomic_load_n(&ports_opened, __ATOMIC_RELAXED) },
+        { "ports-closed", __atomic_load_n(&ports_closed, __ATOMIC_RELAXED) },
+        { "ports-finalized", __atomic_load_n(&ports_finalized, __ATOMIC_RELAXED) },
     };
     V r = NIL;
     for (int i = (int)(sizeof f / sizeof f[0]) - 1; i >= 0; i--)
@@ -1265,14 +1371,172 @@ static V p_sleep(V *a, int n) {
     return UNSPEC;
 }
 
+/* ---- ports ------------------------------------------------------------------ */
+/* A port holds a FILE. close-port closes it; a port the program drops
+   unclosed is closed by its finalizer (port_finalizer), once a cycle has
+   found it unreachable. Whoever swaps the FILE out of the port (atomically)
+   closes it, so it is closed once: close-port twice, or close-port and then
+   the finalizer, close nothing more. The port's mutex keeps close-port on
+   one thread from closing the FILE under read-line on another; the
+   finalizer needs none (nothing else can reach the port then).
+   Finalizers run on demand (WBGC_FINALIZE_ON_DEMAND, set in main), at safe
+   points of the Lisp threads: after each top-level form (run_string), in
+   (gc) after its cycle, and in open-input-file / open-output-file before
+   opening and, when the process is out of descriptors, after a cycle, once
+   more before giving up. Why not the heap's finalizer thread: then (gc)
+   could not promise that the ports it found dropped are closed when it
+   returns (a test, or a program about to reopen a file it wrote, would
+   have to wait for another thread), and an open that fails with EMFILE
+   could not collect and then know the descriptors came back. The cost:
+   while every Lisp thread is busy in one long form that opens nothing, or
+   blocked (an idle REPL), dropped ports keep their descriptors. */
+static Port *want_port(const char *who, V x, int input) {
+    if (TAG(x) != T_PORT) type_err(who, "port", x);
+    Port *pt = (Port *)x;
+    if (input >= 0 && pt->input != input) type_err(who, input ? "input port" : "output port", x);
+    return pt;
+}
+/* port_finalizer: obj is a port that a cycle found unreachable. Runs in
+   wbgc_run_finalizers, on a Lisp thread's P (p), but uses nothing of the
+   thread's: only the port, the C library and an atomic counter. */
+static void port_finalizer(wbgc_p *p, void *obj, void *arg) {
+    (void)arg;
+    Port *pt = obj;
+    FILE *f = __atomic_exchange_n(&pt->f, NULL, __ATOMIC_ACQ_REL);
+    if (f) {
+        wbgc_blocking_begin(p);     /* fclose may block, flushing */
+        fclose(f);
+        wbgc_blocking_end(p);
+        __atomic_fetch_add(&ports_finalized, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_destroy(&pt->m);
+}
+static V open_port(const char *who, V path, int input) {
+    Str *s = want_str(who, path);
+    if (memchr(s->s, 0, (size_t)s->len)) errf(path, "%s: bad file name", who);
+    /* the port first, with its finalizer: no path below leaks the FILE */
+    Port *pt = gc_alloc_noscan(sizeof *pt + (size_t)s->len + 1);
+    pt->tag = T_PORT;
+    pt->input = input;
+    pthread_mutex_init(&pt->m, NULL);
+    memcpy(pt->path, s->s, (size_t)s->len);
+    if (wbgc_set_finalizer(P, pt, port_finalizer, NULL) != 0) errf(NULL, "out of memory");
+    wbgc_run_finalizers(P, 0);      /* a safe point: close the dropped ports first */
+    FILE *f;
+    int err;
+    for (int again = 1;; again = 0) {
+        wbgc_blocking_begin(P);     /* opening a FIFO blocks; pt's bytes are ours */
+        f = fopen(pt->path, input ? "r" : "w");
+        err = errno;
+        wbgc_blocking_end(P);
+        if (f || !again || (err != EMFILE && err != ENFILE)) break;
+        wbgc_collect(P);            /* out of descriptors: dropped ports hold some */
+        wbgc_run_finalizers(P, 0);
+    }
+    if (!f) errf(path, "%s: cannot open (%s)", who, strerror(err));
+    __atomic_store_n(&pt->f, f, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&ports_opened, 1, __ATOMIC_RELAXED);
+    return (V)pt;
+}
+static V p_open_in(V *a, int n) { (void)n; return open_port("open-input-file", a[0], 1); }
+static V p_open_out(V *a, int n) { (void)n; return open_port("open-output-file", a[0], 0); }
+/* port_file: pt's FILE, with pt's mutex taken (port_done gives it back);
+   an error if the port is closed */
+static FILE *port_file(const char *who, Port *pt) {
+    lock_blocking(&pt->m);
+    FILE *f = __atomic_load_n(&pt->f, __ATOMIC_ACQUIRE);
+    if (!f) { pthread_mutex_unlock(&pt->m); errf((V)pt, "%s: the port is closed", who); }
+    return f;
+}
+static void port_done(Port *pt) { pthread_mutex_unlock(&pt->m); }
+static V p_read_line(V *a, int n) {   /* (read-line port): a string without the newline, or the eof object */
+    (void)n;
+    Port *pt = want_port("read-line", a[0], 1);
+    FILE *f = port_file("read-line", pt);
+    char *line = NULL;
+    size_t cap = 0;
+    wbgc_blocking_begin(P);
+    ssize_t k = getline(&line, &cap, f);
+    wbgc_blocking_end(P);
+    port_done(pt);
+    if (k < 0) { free(line); return EOF_V; }
+    if (k > 0 && line[k - 1] == '\n') k--;
+    Str *r = wbgc_alloc_noscan(P, sizeof *r + (size_t)k + 1);
+    if (r) { r->tag = T_STR; r->len = k; memcpy(r->s, line, (size_t)k); }
+    free(line);
+    if (!r) errf(NULL, "out of memory");
+    return (V)r;
+}
+static V p_write_string(V *a, int n) {   /* (write-string str [port]) */
+    Str *s = want_str("write-string", a[0]);
+    if (n < 2) { fwrite(s->s, 1, (size_t)s->len, stdout); return UNSPEC; }
+    Port *pt = want_port("write-string", a[1], 0);
+    FILE *f = port_file("write-string", pt);
+    wbgc_blocking_begin(P);         /* s's bytes are ours to read meanwhile */
+    size_t w = fwrite(s->s, 1, (size_t)s->len, f);
+    wbgc_blocking_end(P);
+    port_done(pt);
+    if (w != (size_t)s->len) errf(a[1], "write-string: write failed");
+    return UNSPEC;
+}
+static V p_close_port(V *a, int n) {   /* closing a closed port does nothing */
+    (void)n;
+    Port *pt = want_port("close-port", a[0], -1);
+    lock_blocking(&pt->m);
+    FILE *f = __atomic_exchange_n(&pt->f, NULL, __ATOMIC_ACQ_REL);
+    if (f) {
+        wbgc_blocking_begin(P);
+        fclose(f);
+        wbgc_blocking_end(P);
+        __atomic_fetch_add(&ports_closed, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&pt->m);
+    return UNSPEC;
+}
+static V p_portp(V *a, int n) { (void)n; return BOOL(TAG(a[0]) == T_PORT); }
+static V p_eofp(V *a, int n) { (void)n; return BOOL(a[0] == EOF_V); }
+static V p_eof(V *a, int n) { (void)a; (void)n; return EOF_V; }
+static V p_delete_file(V *a, int n) {
+    (void)n;
+    Str *s = want_str("delete-file", a[0]);
+    char tmp[4096];
+    if (s->len >= (long)sizeof tmp || memchr(s->s, 0, (size_t)s->len)) errf(a[0], "delete-file: bad file name");
+    memcpy(tmp, s->s, (size_t)s->len); tmp[s->len] = 0;
+    if (unlink(tmp) != 0) errf(a[0], "delete-file: %s", strerror(errno));
+    return UNSPEC;
+}
+static V p_getenv(V *a, int n) {   /* (getenv name): a string, or #f */
+    (void)n;
+    Str *s = want_str("getenv", a[0]);
+    char tmp[256];
+    if (s->len >= (long)sizeof tmp) return FALSE_V;
+    memcpy(tmp, s->s, (size_t)s->len); tmp[s->len] = 0;
+    const char *v = getenv(tmp);
+    return v ? mkstr(v, (long)strlen(v)) : FALSE_V;
+}
+/* (set-fd-limit! n): lowers the soft limit on open files (RLIMIT_NOFILE) to
+   n, for tests that open more files than the limit; returns the old one */
+static V p_set_fd_limit(V *a, int n) {
+    (void)n;
+    int64_t k = want_int("set-fd-limit!", a[0]);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) errf(NULL, "set-fd-limit!: %s", strerror(errno));
+    rlim_t old = rl.rlim_cur;
+    if (k < 0 || (rl.rlim_max != RLIM_INFINITY && (rlim_t)k > rl.rlim_max)) errf(a[0], "set-fd-limit!: out of range");
+    rl.rlim_cur = (rlim_t)k;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) errf(a[0], "set-fd-limit!: %s", strerror(errno));
+    return mkint(old == RLIM_INFINITY ? -1 : (int64_t)old);
+}
+
 /* ---- setup ---------------------------------------------------------------- */
 static void defprim(const char *name, PrimFn fn, int min, int max) {
     V s = intern(name);
     Prim *p = gc_alloc_noscan(sizeof *p);
     p->tag = T_PRIM; p->fn = fn; p->name = name; p->min = min; p->max = max;
+    pin_symbol(s);
     wbgc_write(P, &((Sym *)s)->value, (V)p);
 }
-static void defsf(const char *name, long sf) { ((Sym *)intern(name))->sf = sf; }
+static void defsf(const char *name, long sf) { V s = intern(name); pin_symbol(s); ((Sym *)s)->sf = sf; }
 
 static const char *PRELUDE =
     "(define (caar x) (car (car x))) (define (cadr x) (car (cdr x)))\n"
@@ -1346,6 +1610,7 @@ static V run_string(const char *src, size_t n, int echo, int *failed);
 
 static void init_interp(void) {
     wbgc_write(P, &R.symtab, mkvec(256, NIL));
+    wbgc_write(P, &R.pinned, NIL);
     Vec *ic = (Vec *)mkvec(INTCACHE_HI - INTCACHE_LO, NIL);
     for (long i = INTCACHE_LO; i < INTCACHE_HI; i++) {
         Int *o = gc_alloc_noscan(sizeof *o);
@@ -1393,10 +1658,16 @@ static void init_interp(void) {
     defprim("list->vector", p_list2vec, 1, 1); defprim("vector-fill!", p_vecfill, 2, 2);
     defprim("apply", p_apply, 2, -1); defprim("display", p_display, 1, 1); defprim("write", p_write, 1, 1);
     defprim("newline", p_newline, 0, 0); defprim("error", p_error, 1, -1); defprim("exit", p_exit, 0, 1);
-    defprim("catch-error", p_catch, 1, 1); defprim("gc", p_gc, 0, 0); defprim("gc-stats", p_gcstats, 0, 0);
+    defprim("catch-error", p_catch, 1, 1); defprim("gc", p_gc, 0, 1); defprim("gc-stats", p_gcstats, 0, 0);
     defprim("spawn", p_spawn, 1, 1); defprim("join", p_join, 1, 1); defprim("make-mutex", p_makemutex, 0, 0);
     defprim("lock", p_lock, 1, 1); defprim("unlock", p_unlock, 1, 1); defprim("wait", p_wait, 1, 1);
     defprim("notify-all", p_notify, 1, 1); defprim("sleep-ms", p_sleep, 1, 1);
+    defprim("open-input-file", p_open_in, 1, 1); defprim("open-output-file", p_open_out, 1, 1);
+    defprim("read-line", p_read_line, 1, 1); defprim("write-string", p_write_string, 1, 2);
+    defprim("close-port", p_close_port, 1, 1); defprim("port?", p_portp, 1, 1);
+    defprim("eof-object?", p_eofp, 1, 1); defprim("eof-object", p_eof, 0, 0);
+    defprim("delete-file", p_delete_file, 1, 1); defprim("getenv", p_getenv, 1, 1);
+    defprim("set-fd-limit!", p_set_fd_limit, 1, 1);
     int failed = 0;
     run_string(PRELUDE, strlen(PRELUDE), 0, &failed);
     if (failed) { fprintf(stderr, "lisp: prelude failed\n"); exit(2); }
@@ -1420,6 +1691,7 @@ static V run_string(const char *src, size_t n, int echo, int *failed) {
         V x = read_form(&rd);
         if (x == EOF_V) break;
         last = eval(x, NIL);
+        wbgc_run_finalizers(P, 0);   /* a safe point (see "ports") */
         if (echo && last != UNSPEC) { print_to(stdout, last, 1); fputc('\n', stdout); }
         fflush(stdout);
     }
@@ -1516,6 +1788,7 @@ static void *interp_main(void *arg) {
 int main(int argc, char **argv) {
     wbgc_config cfg;
     wbgc_config_default(&cfg);
+    cfg.flags |= WBGC_FINALIZE_ON_DEMAND;   /* finalizers at our safe points ("ports") */
     const char *mode = getenv("LISP_GC");
     if (!mode || !*mode || !strcmp(mode, "concurrent")) ;
     else if (!strcmp(mode, "incremental")) cfg.mark_workers = 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_tests.sh BINARY — runs every tests/*.scm in every collector mode and
 # compares stdout+stderr with tests/NAME.out. Tests named err_* must exit
-# non-zero, all others zero. One line per test x mode; last line
+# non-zero, all others zero. A test may write files in $LISP_TEST_DIR (a
+# fresh directory, removed at the end). One line per test x mode; last line
 # "N passed, N failed"; exit status non-zero when any failed.
 #   LISP_GC_PERCENT (default 25 here) makes collections frequent.
 #   MODES="stw check" restricts the modes; UPDATE=1 rewrites the .out files
@@ -13,6 +14,8 @@ MODES=${MODES:-"concurrent incremental stw check"}
 export LISP_GC_PERCENT=${LISP_GC_PERCENT:-25}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+export LISP_TEST_DIR="$TMP/files"
+mkdir -p "$LISP_TEST_DIR"
 pass=0; fail=0
 for t in "$DIR"/tests/*.scm; do
     name=$(basename "$t" .scm)
