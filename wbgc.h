@@ -234,8 +234,9 @@
    reachable (resurrect it): it then lives on, without a finalizer (it may
    register a new one). Finalizers never run inside a pause, nor on a
    thread that allocates or collects: by default the heap starts a thread
-   of its own (attached, with its own P) the first time one is queued, and
-   it runs them, oldest first; with WBGC_FINALIZE_ON_DEMAND they run only
+   of its own (attached, with its own P) the first time one is registered,
+   and it runs them, oldest first (there a finalizer has the P it is given
+   and nothing of the program's threads: not their thread-local data); with WBGC_FINALIZE_ON_DEMAND they run only
    when the program calls wbgc_run_finalizers (a single-threaded runtime,
    an event loop). Queued finalizers that have not run when the heap is
    freed are dropped.
@@ -494,8 +495,9 @@ typedef void (*wbgc_finalizer)(wbgc_p *p, void *obj, void *arg);
    briefly for a lock. */
 WBGCDEF int        wbgc_set_finalizer(wbgc_p *p, void *obj, wbgc_finalizer fn, void *arg);
 
-/* wbgc_run_finalizers runs up to max queued finalizers (0: all queued now)
-   on the calling thread, with p, oldest first; returns how many ran.
+/* wbgc_run_finalizers runs up to max queued finalizers (0: until none is
+   queued, those queued meanwhile included) on the calling thread, with p,
+   oldest first; returns how many ran.
    With WBGC_FINALIZE_ON_DEMAND this is the only place they run; without
    it the heap's finalizer thread runs them too. Thread: p's. A safepoint
    (the finalizers allocate, collect, block as they like). */
@@ -873,10 +875,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
                stamp, the mark word and the stamp again (ACQUIRE), under
                the same lock: section "Finalizers and weak references".
                sweep_done is stored RELEASE once every span is swept.
-   ephemeron   the waiter stores the span's waiters flag and then loads
-               the key's mark word; the key's marker sets the mark bit
-               and then loads the flag: all SEQ_CST, so one sees the
-               other (section "Finalizers and weak references"). */
+   ephemeron   the waiter publishes the span's waiting lists and pushes
+               itself (CAS), then loads the key's mark word; the key's
+               marker sets the mark bit, then loads the lists and takes
+               the key's (exchange): all SEQ_CST, so one sees the other
+               (section "Finalizers and weak references"). */
 
 #include <errno.h>
 #include <pthread.h>
@@ -1152,8 +1155,11 @@ typedef struct wbgc__span {
                                              handle); set and cleared
                                              atomically under the record's
                                              shard lock */
-    uint32_t  waiters;      /* ephemerons wait on an object of this span
-                               this mark (wbgc__scan_ephemeron); SEQ_CST */
+    uintptr_t *waitheads;   /* this mark: per object, the ephemerons that
+                               wait for it to be marked (a list through
+                               their `waiting`), or NULL: none in this
+                               span; made by the first (CAS), freed at the
+                               span's sweep; SEQ_CST (wbgc__scan_ephemeron) */
     uint64_t  specials_gen; /* h->marks_done as of the sweep that last did
                                this span's special records (or its start);
                                RELEASE/ACQUIRE: a weak get between a mark
@@ -1319,10 +1325,6 @@ typedef struct wbgc__special {
     wbgc_finalizer fn;       /* its finalizer, or NULL */
     void          *arg;
     uintptr_t      handle;   /* its weak handle (a GC object), or 0 */
-    uintptr_t      waiting;  /* ephemerons whose key it is, that found it
-                                unmarked (wbgc__scan_ephemeron) in the mark
-                                after waiting_gen marks; stale after it */
-    uint64_t       waiting_gen;
 } wbgc__special;
 
 #define WBGC__SHARDS 64
@@ -1844,7 +1846,7 @@ static void wbgc__span_init(wbgc__span *s, uint32_t spc)
     memset(s->vbits, 0, sizeof s->vbits);
     memset(s->owedbits, 0, sizeof s->owedbits);
     memset(s->specialbits, 0, sizeof s->specialbits);
-    s->waiters = 0;
+    WBGC_ASSERT(!s->waitheads);  /* freed at the sweep that freed the span */
 }
 
 /* wbgc__pages_alloc takes npages from the page heap, growing it when no
@@ -3591,13 +3593,13 @@ WBGC__GPR_INLINE void wbgc__shade_in(wbgc_heap *h, wbgc__gcwork *g, wbgc__span *
     uint64_t *mw = &s->markbits[idx >> 6];
     if (WBGC__LOAD(*mw) & bit) return;
     if (!(__atomic_load_n(&s->allocbits[idx >> 6], __ATOMIC_ACQUIRE) & bit)) return;  /* free */
-    /* SEQ_CST, as the load of waiters after it (here or in
+    /* SEQ_CST, as the load of waitheads after it (here or in
        wbgc__scan_object): the pair meets wbgc__scan_ephemeron's */
     if (__atomic_fetch_or(mw, bit, __ATOMIC_SEQ_CST) & bit) return;
     g->bytes_marked += s->elemsize;
     /* A noscan object goes on the work list only when ephemerons may wait
        on it: its "scan" shades what waits (wbgc__scan_object). */
-    if (s->kind != WBGC__KIND_NOSCAN || WBGC__UNLIKELY(__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST)))
+    if (s->kind != WBGC__KIND_NOSCAN || WBGC__UNLIKELY(__atomic_load_n(&s->waitheads, __ATOMIC_SEQ_CST)))
         wbgc__gcw_put(h, g, s->base + idx * s->elemsize);
 }
 
@@ -3664,7 +3666,7 @@ static WBGC__NO_SANITIZE void wbgc__scan_typed(wbgc_heap *h, wbgc__gcwork *g, co
    (wbgc__layout_of). Returns the bytes scanned (all of the object's or
    oblet's, whatever its kind: the pacer's unit of work). */
 static void wbgc__scan_ephemeron(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj);
-static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj);
+static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t *heads, uint32_t idx);
 
 static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
 {
@@ -3673,9 +3675,9 @@ static size_t wbgc__scan_object(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
     uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmagic) >> 32);
     /* Ephemerons may wait on an object of this span: if on this one (an
        object's start, not an oblet's), they are owed their values now. */
-    if (WBGC__UNLIKELY(__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST)) &&
-        obj == s->base + (uintptr_t)idx * s->elemsize)
-        wbgc__key_marked(h, g, obj);
+    uintptr_t *heads = __atomic_load_n(&s->waitheads, __ATOMIC_SEQ_CST);
+    if (WBGC__UNLIKELY(heads != NULL) && obj == s->base + (uintptr_t)idx * s->elemsize)
+        wbgc__key_marked(h, g, heads, idx);
     if (s->kind == WBGC__KIND_NOSCAN) return 0;  /* here only for that */
     const wbgc_layout *l = NULL;
     if (s->kind == WBGC__KIND_TYPED) {
@@ -4116,7 +4118,6 @@ static void wbgc__sweep_specials(wbgc_heap *h, wbgc__span *s)
                     queued = 1;
                 }
             }
-            if (r) r->waiting = 0;  /* ephemerons that waited on a dead key */
             if (r && !r->fn && !r->handle) wbgc__special_del(sh, r), r = NULL;
             if (!r) __atomic_fetch_and(&s->specialbits[w], ~bit, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&sh->lock);
@@ -4147,23 +4148,24 @@ static inline int wbgc__span_has_specials(const wbgc__span *s)
 
 /* Ephemerons. The marker scans an ephemeron e its own way
    (wbgc__scan_ephemeron): its key's weak handle is strong; if the key is
-   marked, the value is shaded; if not, e waits on the key: pushed on the
-   key's record's waiting list under the key's shard lock, and the key's
-   span flagged (waiters). Marking an object of a flagged span queues it
-   for a scan even if it is noscan (wbgc__shade_in), and the scan takes
-   the object's waiting list and shades the values (wbgc__key_marked).
-   The two meet as a store-load pair on each side, all SEQ_CST: the waiter
-   flags the span, then reads the key's mark bit; the key's marker sets
-   the bit, then reads the flag. So at least one of them sees the other:
-   if the marker did not see the flag, the waiter sees the bit and takes
-   back what waits itself. An ephemeron is scanned once a mark and taken
-   off a list once: bounded work per ephemeron however the chains run.
-   Lists still there at the mark's end wait on dead keys, and go with
-   their records at the sweep (each list is stamped with its mark, so one
-   left on a live key would be dropped, not followed, by the next mark);
-   flags are cleared at the span's sweep. An
+   marked, the value is shaded; if not, e waits for the key: pushed (CAS)
+   on the key's list in its span's waitheads, an array of list heads, one
+   per object, that the first ephemeron to wait on an object of the span
+   makes. Marking an object of a span that has one queues it for a scan
+   even if it is noscan (wbgc__shade_in), and the scan takes the object's
+   list (exchange) and shades the values (wbgc__key_marked). The two meet
+   as a store-load pair on each side, all SEQ_CST: the waiter pushes, then
+   reads the key's mark bit; the key's marker sets the bit, then reads the
+   array and takes the list. So at least one of them sees the other: if
+   the marker found no array or an empty list, the waiter sees the bit
+   and takes the list itself. No lock and no table: each ephemeron costs a
+   CAS when it waits and a share of an exchange when its key is marked,
+   once per mark however the chains run. The arrays are freed at their
+   span's sweep, before the next mark, so no list outlives its mark. An
    ephemeron made while a cycle marks is born black and not scanned: its
-   value lives this cycle (it came from somewhere the barrier covers). */
+   value lives this cycle (it came from somewhere the barrier covers).
+   With no memory for an array, the waiter shades its value (kept one
+   cycle more than need be, never lost). */
 
 /* wbgc__eph_shade shades the values of the list of ephemerons at e. */
 static void wbgc__eph_shade(wbgc_heap *h, wbgc__gcwork *g, wbgc_ephemeron *e)
@@ -4184,43 +4186,39 @@ static void wbgc__scan_ephemeron(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
     if (!ks) return;
     uint32_t idx = (uint32_t)(((uint64_t)(key - ks->base) * ks->divmagic) >> 32);
     uint64_t bit = (uint64_t)1 << (idx & 63), *mw = &ks->markbits[idx >> 6];
-    if (WBGC__LOAD(*mw) & bit) {
+    uintptr_t *heads = (WBGC__LOAD(*mw) & bit) ? NULL : __atomic_load_n(&ks->waitheads, __ATOMIC_SEQ_CST);
+    if (!(WBGC__LOAD(*mw) & bit) && !heads) {
+        uintptr_t *fresh = (uintptr_t *)calloc(ks->nelems, sizeof *fresh), *none = NULL;
+        if (fresh && __atomic_compare_exchange_n(&ks->waitheads, &none, fresh, 0, __ATOMIC_SEQ_CST,
+                                                 __ATOMIC_SEQ_CST))
+            heads = fresh;
+        else
+            free(fresh), heads = none;  /* another made it; or no memory: NULL */
+    }
+    if (!heads) {  /* the key is marked (or no memory): the value now */
         wbgc__shade(h, g, (uintptr_t)WBGC__LOAD(e->value));
         return;
     }
-    size_t hash = wbgc__special_hash(key);
-    wbgc__shard *sh = wbgc__shard_of(h, hash);
-    pthread_mutex_lock(&sh->lock);
-    wbgc__special *r = wbgc__special_find(sh, key, hash);
-    wbgc_ephemeron *owed = e;  /* no record (cannot be: the handle is one's): strong */
-    if (r) {
-        uint64_t gen = WBGC__LOAD(h->marks_done);  /* fixed while a mark runs */
-        if (r->waiting_gen != gen) r->waiting = 0;  /* an older mark's, left on a live key */
-        r->waiting_gen = gen;
-        e->waiting = (wbgc_ephemeron *)r->waiting;
-        r->waiting = (uintptr_t)e;
-        __atomic_store_n(&ks->waiters, 1, __ATOMIC_SEQ_CST);
-        owed = NULL;
-        if (__atomic_load_n(mw, __ATOMIC_SEQ_CST) & bit) {  /* marked meanwhile */
-            owed = (wbgc_ephemeron *)r->waiting;
-            r->waiting = 0;
-        }
-    }
-    pthread_mutex_unlock(&sh->lock);
-    wbgc__eph_shade(h, g, owed);
+    uintptr_t old = __atomic_load_n(&heads[idx], __ATOMIC_RELAXED);
+    do e->waiting = (wbgc_ephemeron *)old;
+    while (!__atomic_compare_exchange_n(&heads[idx], &old, (uintptr_t)e, 1, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED));
+    if (__atomic_load_n(mw, __ATOMIC_SEQ_CST) & bit)  /* marked meanwhile */
+        wbgc__eph_shade(h, g, (wbgc_ephemeron *)__atomic_exchange_n(&heads[idx], 0, __ATOMIC_SEQ_CST));
 }
 
-static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t obj)
+static void wbgc__key_marked(wbgc_heap *h, wbgc__gcwork *g, uintptr_t *heads, uint32_t idx)
 {
-    size_t hash = wbgc__special_hash(obj);
-    wbgc__shard *sh = wbgc__shard_of(h, hash);
-    pthread_mutex_lock(&sh->lock);
-    wbgc__special *r = wbgc__special_find(sh, obj, hash);
-    int now = r && r->waiting_gen == WBGC__LOAD(h->marks_done);
-    wbgc_ephemeron *owed = now ? (wbgc_ephemeron *)r->waiting : NULL;
-    if (r) r->waiting = 0;
-    pthread_mutex_unlock(&sh->lock);
-    wbgc__eph_shade(h, g, owed);
+    if (__atomic_load_n(&heads[idx], __ATOMIC_SEQ_CST))
+        wbgc__eph_shade(h, g, (wbgc_ephemeron *)__atomic_exchange_n(&heads[idx], 0, __ATOMIC_SEQ_CST));
+}
+
+/* wbgc__waitheads_free frees s's waiting lists: its sweep, or a forked
+   child's new mark (the lists were of marks it forgets). */
+static void wbgc__waitheads_free(wbgc__span *s)
+{
+    free(s->waitheads);
+    s->waitheads = NULL;
 }
 
 /* wbgc__fin_run runs up to max queued finalizers (0: until none is
@@ -4874,7 +4872,7 @@ static int wbgc__sweep_span(wbgc_heap *h, wbgc__span *s)
 {
     if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
     wbgc__specials_done(h, s);
-    WBGC__STORE(s->waiters, 0);  /* the lists went with the dead keys' records */
+    if (WBGC__UNLIKELY(s->waitheads != NULL)) wbgc__waitheads_free(s);  /* this mark's lists */
     uint32_t words = (s->nelems + 63) / 64, nalloc = 0, nlive = 0;
     for (uint32_t w = 0; w < words; w++) {
         nalloc += (uint32_t)__builtin_popcountll(s->allocbits[w]);
@@ -5004,7 +5002,7 @@ static void wbgc__sweep_large(wbgc_heap *h)
     while ((s = wbgc__list_pop(&h->large_unswept)) != NULL) {
         if (WBGC__UNLIKELY(wbgc__span_has_specials(s))) wbgc__sweep_specials(h, s);
         wbgc__specials_done(h, s);
-        WBGC__STORE(s->waiters, 0);
+        if (WBGC__UNLIKELY(s->waitheads != NULL)) wbgc__waitheads_free(s);
         if (s->markbits[0] & 1) {
             __atomic_store_n(&s->markbits[0], 0, __ATOMIC_RELEASE);  /* INV-MARKCLEAR; as above */
             wbgc__list_push(&h->large, s);
@@ -5645,12 +5643,10 @@ static void wbgc__fork_forget_marks(wbgc_heap *h)
             wbgc__span *s = a->pages[i];
             if (s && s->state == WBGC__SPAN_INUSE && s->base == a->base + (i << WBGC__PAGE_SHIFT)) {
                 memset(s->markbits, 0, sizeof s->markbits);
-                s->waiters = 0;
+                wbgc__waitheads_free(s);  /* what waited on keys, with those marks */
             }
         }
     }
-    for (int k = 0; k < WBGC__SHARDS; k++)  /* what waited on keys, with those marks */
-        for (size_t i = 0; i < h->specials[k].cap; i++) h->specials[k].tab[i].waiting = 0;
 }
 
 /* wbgc__fork_forget_work empties every full mark work buffer onto the
@@ -6060,6 +6056,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         wbgc__span *s;
         while ((s = wbgc__list_pop(lists[i])) != NULL) {
             free(s->layout_ids);
+            free(s->waitheads);  /* freed mid-mark */
             free(s);
         }
     }
