@@ -835,8 +835,9 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
                   and last page of a free run map to the run; other pages of
                   free runs map to NULL.
    INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
-                  -> central[i].lock -> heap lock -> a specials shard's lock
-                  -> fin_lock -> roots_lock, work_lock, stats_lock. Never wait for the world or a hand-shake
+                  -> central[i].lock -> heap lock -> specials_gate -> a
+                  specials shard's lock -> fin_lock -> roots_lock, work_lock,
+                  stats_lock. Never wait for the world or a hand-shake
                   while holding a central, heap, roots or work lock. Fork:
                   wbgc__heaps_lock first, then each heap's in this order.
 
@@ -1477,6 +1478,9 @@ struct wbgc_heap {
     /* Finalizers and weak handles (section "Finalizers and weak
        references"). */
     wbgc__shard     specials[WBGC__SHARDS];
+    pthread_mutex_t specials_gate;   /* the root job holds it with each shard
+                                        lock it takes; a fork takes it instead
+                                        of every shard lock (section "Fork") */
     uint64_t        marks_done;      /* marks completed; written with the
                                         world stopped */
     uint64_t        sweep_done;      /* marks_done as of the last time every
@@ -4050,6 +4054,7 @@ static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g)
     uint64_t done = 0;
     for (int k = 0; k < WBGC__SHARDS; k++) {
         wbgc__shard *sh = &h->specials[k];
+        pthread_mutex_lock(&h->specials_gate);
         pthread_mutex_lock(&sh->lock);
         for (size_t i = 0; i < sh->cap; i++) {
             wbgc__special *r = &sh->tab[i];
@@ -4062,7 +4067,9 @@ static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g)
             done += sizeof *r;
         }
         pthread_mutex_unlock(&sh->lock);
+        pthread_mutex_unlock(&h->specials_gate);
     }
+    pthread_mutex_lock(&h->specials_gate);
     pthread_mutex_lock(&h->fin_lock);
     for (wbgc__finq *q = h->fin_head; q; q = q->next) {
         wbgc__shade(h, g, q->obj);
@@ -4070,6 +4077,7 @@ static uint64_t wbgc__specials_roots(wbgc_heap *h, wbgc__gcwork *g)
         done += sizeof *q;
     }
     pthread_mutex_unlock(&h->fin_lock);
+    pthread_mutex_unlock(&h->specials_gate);
     return done;
 }
 
@@ -5568,7 +5576,11 @@ static void wbgc__fork_lock_heap(wbgc_heap *h)
        and the sweeper held out, no thread takes one. */
     WBGC_ASSERT(__atomic_load_n(&h->sweep_active, __ATOMIC_ACQUIRE) == 0);
     pthread_mutex_lock(&h->lock);
-    for (int k = 0; k < WBGC__SHARDS; k++) pthread_mutex_lock(&h->specials[k].lock);
+    /* The shard locks: with every P stopped outside wbgc calls and the
+       sweeper held out, only a mark worker in the specials' root job can
+       hold one, and it holds the gate with it. (Taking all 64 would also
+       pass ThreadSanitizer's limit of locks held at once.) */
+    pthread_mutex_lock(&h->specials_gate);
     pthread_mutex_lock(&h->fin_lock);
     pthread_mutex_lock(&h->roots_lock);
     pthread_mutex_lock(&h->work_lock);
@@ -5583,7 +5595,7 @@ static void wbgc__fork_unlock_heap(wbgc_heap *h)
     pthread_mutex_unlock(&h->work_lock);
     pthread_mutex_unlock(&h->roots_lock);
     pthread_mutex_unlock(&h->fin_lock);
-    for (int k = WBGC__SHARDS - 1; k >= 0; k--) pthread_mutex_unlock(&h->specials[k].lock);
+    pthread_mutex_unlock(&h->specials_gate);
     pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&h->sweeper_lock);
     pthread_mutex_unlock(&h->sched_lock);
@@ -6003,6 +6015,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->sweeper_lock, NULL);
     for (size_t i = 0; i < WBGC__NSPC; i++) pthread_mutex_init(&h->central[i].lock, NULL);
     for (int k = 0; k < WBGC__SHARDS; k++) pthread_mutex_init(&h->specials[k].lock, NULL);
+    pthread_mutex_init(&h->specials_gate, NULL);
     pthread_mutex_init(&h->fin_lock, NULL);
     pthread_cond_init(&h->fin_cv, NULL);
     h->trigger_pm = WBGC__TRIGGER_FIRST;
@@ -6082,6 +6095,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
         n = q->next;
         free(q);
     }
+    pthread_mutex_destroy(&h->specials_gate);
     pthread_mutex_destroy(&h->fin_lock);
     pthread_cond_destroy(&h->fin_cv);
     munmap(h->arena_index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
