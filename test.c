@@ -7251,6 +7251,16 @@ typedef struct sps_thread {
 static int g_sps_stop;  /* atomic */
 static uint64_t g_sps_fin_runs, g_sps_fin_bad;
 static spnode *g_sps_back[64];      /* finalizers bring some objects back here */
+static pthread_mutex_t g_sps_back_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* sps_clear_back drops what the finalizers brought back (they may still
+   be running on the heap's thread) */
+static void sps_clear_back(wbgc_p *p)
+{
+    pthread_mutex_lock(&g_sps_back_mu);
+    for (int i = 0; i < 64; i++) wbgc_write(p, &g_sps_back[i], NULL);
+    pthread_mutex_unlock(&g_sps_back_mu);
+}
 
 static void sps_fin(wbgc_p *p, void *obj, void *arg)
 {
@@ -7258,7 +7268,12 @@ static void sps_fin(wbgc_p *p, void *obj, void *arg)
     spnode *n = obj;
     if (!spnode_ok(n)) __atomic_fetch_add(&g_sps_fin_bad, 1, __ATOMIC_RELAXED);
     uint64_t k = __atomic_fetch_add(&g_sps_fin_runs, 1, __ATOMIC_RELAXED);
-    if (k % 5 == 0) wbgc_write(p, &g_sps_back[k / 5 % 64], n);  /* resurrect */
+    if (k % 5 == 0) {  /* resurrect; the heap's finalizer thread and the main
+                          thread's wbgc_run_finalizers may both be here */
+        pthread_mutex_lock(&g_sps_back_mu);  /* no safepoint while held */
+        wbgc_write(p, &g_sps_back[k / 5 % 64], n);
+        pthread_mutex_unlock(&g_sps_back_mu);
+    }
 }
 
 static unsigned sps_rand(unsigned *s)
@@ -7373,7 +7388,7 @@ static void specials_stress_run(unsigned flags, int workers)
             }
     CHECKF(held_bad == 0, "%d held objects broken or not behind their handles", held_bad);
     for (int i = 0; i < NT; i++) memset(th[i].strong, 0, sizeof th[i].strong);
-    memset(g_sps_back, 0, sizeof g_sps_back);
+    sps_clear_back(p);
     for (int k = 0; k < 4; k++) {
         collect_scrubbed(p, 1);
         wbgc_run_finalizers(p, 0);  /* with the thread: whatever it left */
@@ -7385,7 +7400,7 @@ static void specials_stress_run(unsigned flags, int workers)
         sleep_us(10000);
     }
     wbgc_blocking_end(p);
-    memset(g_sps_back, 0, sizeof g_sps_back);
+    sps_clear_back(p);
     collect_scrubbed(p, 3);
     int live = 0, total = 0;
     for (int i = 0; i < NT; i++)
