@@ -7792,6 +7792,405 @@ static void test_ephemeron_misuse(void)
     CLOSE_HEAP_ERRS_OK(h, p, &log);
 }
 
+/* ---- disappearing links, rescanned roots, object queries and settings --- */
+
+/* A link is cleared in the pause that finds its object dead, before that
+   object's finalizer runs, and never while the object lives; a link inside
+   a dead object goes with it; an unregistered link is left alone. */
+enum { LK_N = 2000 };
+static spnode *g_lk_strong[LK_N];      /* a root region */
+static uintptr_t g_lk_link[LK_N];      /* links in memory nothing scans */
+static uintptr_t *g_lk_holder[LK_N];   /* a root region: noscan holders of a hidden link */
+static uint64_t g_lk_fin_runs, g_lk_fin_bad;
+
+/* the finalizer of a self-linked object: its link (next) must be cleared */
+static void lk_fin(wbgc_p *p, void *obj, void *arg)
+{
+    (void)p;
+    (void)arg;
+    spnode *n = obj;
+    g_lk_fin_runs++;
+    if (n->next != NULL || !spnode_ok(n)) g_lk_fin_bad++;
+}
+
+static NOINLINE void links_make(wbgc_p *p)
+{
+    for (int i = 0; i < LK_N; i++) {
+        spnode *o = spnode_new(p, (uint64_t)i);
+        REQUIRE(o);
+        if (i % 2 == 0) wbgc_write(p, &g_lk_strong[i], o);
+        g_lk_link[i] = (uintptr_t)o;
+        CHECK(wbgc_link_register(p, (void **)&g_lk_link[i], o) == 0);
+        uintptr_t *hd = wbgc_alloc_noscan(p, 2 * sizeof *hd);
+        REQUIRE(hd);
+        hd[0] = ~(uintptr_t)o;  /* hidden, as Boehm programs keep them */
+        wbgc_write(p, &g_lk_holder[i], hd);
+        CHECK(wbgc_link_register(p, (void **)&hd[0], o) == 0);
+        spnode *s = spnode_new(p, 1000000 + (uint64_t)i);  /* dropped: its link inside it */
+        REQUIRE(s);
+        s->next = (spnode *)~(uintptr_t)s;
+        CHECK(wbgc_link_register(p, (void **)&s->next, s) == 0);
+        CHECK(wbgc_set_finalizer(p, s, lk_fin, NULL) == 0);
+    }
+    CHECK(wbgc_link_register(p, (void **)&g_lk_link[0], g_lk_strong[0]) == 1);  /* again */
+}
+
+static void links_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, flags | WBGC_FINALIZE_ON_DEMAND, workers, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    g_lk_fin_runs = g_lk_fin_bad = 0;
+    REQUIRE(wbgc_add_roots(h, g_lk_strong, sizeof g_lk_strong) == 0);
+    REQUIRE(wbgc_add_roots(h, g_lk_holder, sizeof g_lk_holder) == 0);
+    links_make(p);
+    collect_scrubbed(p, 2);
+    wbgc_run_finalizers(p, 0);
+    int wrong = 0, cleared = 0;
+    for (int i = 0; i < LK_N; i++) {
+        if (i % 2 == 0) {
+            wrong += g_lk_link[i] != (uintptr_t)g_lk_strong[i] || !spnode_ok(g_lk_strong[i]);
+            wrong += g_lk_holder[i][0] != ~(uintptr_t)g_lk_strong[i];
+        } else {
+            cleared += g_lk_link[i] == 0 && g_lk_holder[i][0] == 0;
+        }
+    }
+    CHECKF(wrong == 0, "%d links of reachable objects changed", wrong);
+    CHECKF(cleared >= LK_N / 2 - 20, "only %d of %d links of dead objects cleared", cleared, LK_N / 2);
+    CHECKF(g_lk_fin_runs >= LK_N - 20, "%llu of %d self-linked objects finalized",
+           (unsigned long long)g_lk_fin_runs, LK_N);
+    CHECKF(g_lk_fin_bad == 0, "%llu finalizers found their link set or their object broken",
+           (unsigned long long)g_lk_fin_bad);
+    /* unregistered links stay; registered ones of dropped objects clear */
+    for (int i = 0; i < 200; i += 2) {
+        if (i < 100) {
+            CHECK(wbgc_link_unregister(p, (void **)&g_lk_link[i]) == 1);
+            CHECK(wbgc_link_unregister(p, (void **)&g_lk_link[i]) == 0);
+        }
+        wbgc_write(p, &g_lk_strong[i], NULL);
+    }
+    /* a holder that dies takes its link with it, though the object lives */
+    uintptr_t gone_link[100];
+    for (int i = 200, k = 0; i < 400; i += 2, k++) {
+        gone_link[k] = ~(uintptr_t)&g_lk_holder[i][0];  /* hidden: the stack is scanned */
+        wbgc_write(p, &g_lk_holder[i], NULL);
+    }
+    collect_scrubbed(p, 2);
+    int kept = 0, clear2 = 0, dropped = 0;
+    for (int i = 0; i < 200; i += 2) {
+        if (i < 100) kept += g_lk_link[i] != 0;
+        else clear2 += g_lk_link[i] == 0;
+    }
+    for (int k = 0; k < 100; k++) dropped += wbgc_link_unregister(p, (void **)~gone_link[k]) == 0;
+    CHECKF(kept == 50, "%d of 50 unregistered links kept their value", kept);
+    CHECKF(clear2 >= 45, "%d of 50 registered links of dropped objects cleared", clear2);
+    CHECKF(dropped >= 95, "%d of 100 links inside dead holders dropped", dropped);
+    memset(g_lk_strong, 0, sizeof g_lk_strong);
+    memset(g_lk_holder, 0, sizeof g_lk_holder);
+    wbgc_remove_roots(h, g_lk_strong);
+    wbgc_remove_roots(h, g_lk_holder);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_links_concurrent(void) { links_run(0, -1); }
+static void test_links_incremental(void) { links_run(0, 0); }
+static void test_links_stw(void) { links_run(WBGC_STW, -1); }
+static void test_links_check_mode(void) { links_run(WBGC_CHECK, -1); }
+
+static void test_links_misuse(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, 0, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    char *o = wbgc_alloc(p, 64);
+    static void *slot[2];
+    CHECK(wbgc_link_register(p, NULL, o) == -1);
+    CHECK(wbgc_link_register(p, (void **)((char *)slot + 1), o) == -1);
+    CHECK(errlog_has_ptr(&log, 1, (char *)slot + 1));
+    CHECK(wbgc_link_register(p, &slot[0], o + 8) == -1);
+    CHECK(errlog_has_ptr(&log, 2, o + 8));
+    CHECKF(errlog_count(&log) == 3, "%d reports, want 3", errlog_count(&log));
+    CHECK(wbgc_link_unregister(p, &slot[0]) == 0 && wbgc_link_unregister(p, NULL) == 0);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* Threads racing the marker: each re-points links at new objects, holds
+   some of them, reads links (after wbgc_links_keep) and uses what it
+   read across allocations (safepoints: a cycle may end meanwhile). An
+   object got from a link must be intact; a held object's link must not
+   clear. */
+enum { SLK_SLOTS = 512 };
+typedef struct slk_thread {
+    wbgc_heap *h;
+    uint64_t rng;
+    spnode *strong[SLK_SLOTS];      /* a root region */
+    uintptr_t link[SLK_SLOTS];      /* hidden links: not scanned */
+    uintptr_t target[SLK_SLOTS];    /* what each link was registered for (hidden) */
+    uint64_t reads, hits, broken, cleared_held, made;
+} slk_thread;
+static int g_slk_stop;
+
+static void *slk_main(void *arg)
+{
+    slk_thread *t = arg;
+    wbgc_p *p = wbgc_attach(t->h);
+    if (!p) return NULL;
+    while (!__atomic_load_n(&g_slk_stop, __ATOMIC_RELAXED)) {
+        uint64_t r = rnd(&t->rng);
+        int k = (int)(r % SLK_SLOTS);
+        switch ((r >> 16) % 4) {
+        case 0: {  /* a new object behind link k, held half the time */
+            spnode *o = spnode_new(p, t->made++);
+            if (!o) break;
+            wbgc_write(p, &t->strong[k], (r >> 20) & 1 ? o : NULL);
+            t->link[k] = ~(uintptr_t)o;  /* no safepoint before the register */
+            t->target[k] = ~(uintptr_t)o;
+            if (wbgc_link_register(p, (void **)&t->link[k], o) < 0) t->broken++;
+            break;
+        }
+        case 1: {  /* read link k, use what it gave across allocations */
+            wbgc_links_keep(p);
+            uintptr_t v = t->link[k];
+            t->reads++;
+            if (t->strong[k] && t->target[k] == ~(uintptr_t)t->strong[k] && !v) t->cleared_held++;
+            if (!v) break;
+            spnode *o = (spnode *)~v;
+            t->hits++;
+            for (int i = 0; i < 8; i++) (void)spnode_new(p, 7);
+            if (!spnode_ok(o)) t->broken++;
+            break;
+        }
+        case 2:
+            wbgc_write(p, &t->strong[k], NULL);
+            break;
+        default:
+            for (int i = 0; i < 4; i++) (void)wbgc_alloc(p, 64 + (r >> 40) % 512);
+        }
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void links_stress_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_config cfg;
+    errlog_init(&log);
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = g_stress_gc_percent;
+    cfg.min_heap = 1 * MB;
+    cfg.flags = flags | g_extra_flags;
+    cfg.mark_workers = workers;
+    cfg.on_error = errlog_cb;
+    cfg.user = &log;
+    wbgc_heap *h = wbgc_heap_new(&cfg);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    enum { NT = 2 };
+    static slk_thread th[NT];
+    pthread_t tid[NT];
+    memset(th, 0, sizeof th);
+    __atomic_store_n(&g_slk_stop, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) {
+        th[i].h = h;
+        th[i].rng = mix64(g_stress_seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i + 1) | 1;
+        REQUIRE(wbgc_add_roots(h, th[i].strong, sizeof th[i].strong) == 0);
+    }
+    wbgc_stats s0 = get_stats(h);
+    for (int i = 0; i < NT; i++) REQUIRE(pthread_create(&tid[i], NULL, slk_main, &th[i]) == 0);
+    wbgc_blocking_begin(p);
+    sleep_us((long)(g_stress_secs * 1e6));
+    __atomic_store_n(&g_slk_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) pthread_join(tid[i], NULL);
+    wbgc_blocking_end(p);
+    wbgc_stats s1 = get_stats(h);
+    uint64_t reads = 0, hits = 0, broken = 0, cleared_held = 0;
+    for (int i = 0; i < NT; i++) {
+        reads += th[i].reads;
+        hits += th[i].hits;
+        broken += th[i].broken;
+        cleared_held += th[i].cleared_held;
+    }
+    CHECKF(broken == 0, "%llu objects read through links were broken (freed)", (unsigned long long)broken);
+    CHECKF(cleared_held == 0, "%llu links cleared while their object was held",
+           (unsigned long long)cleared_held);
+    CHECKF(s1.cycles - s0.cycles >= 10, "only %llu cycles", (unsigned long long)(s1.cycles - s0.cycles));
+    CHECK(hits > 0);
+    /* everything dropped: the links clear */
+    for (int i = 0; i < NT; i++) memset(th[i].strong, 0, sizeof th[i].strong);
+    collect_scrubbed(p, 2);
+    int set = 0;
+    for (int i = 0; i < NT; i++)
+        for (int k = 0; k < SLK_SLOTS; k++) set += th[i].link[k] != 0;
+    CHECKF(set <= NT * SLK_SLOTS / 20, "%d of %d links still set after everything was dropped", set,
+           NT * SLK_SLOTS);
+    note("%.1f s: %llu cycles, %llu link reads (%llu hits)", g_stress_secs,
+         (unsigned long long)(s1.cycles - s0.cycles), (unsigned long long)reads,
+         (unsigned long long)hits);
+    for (int i = 0; i < NT; i++) wbgc_remove_roots(h, th[i].strong);
+    CLOSE_HEAP(h, p, &log);
+}
+static void test_stress_links_concurrent(void) { links_stress_run(0, -1); }
+static void test_stress_links_incremental(void) { links_stress_run(0, 0); }
+static void test_stress_links_stw(void) { links_stress_run(WBGC_STW, -1); }
+static void test_stress_links_check(void) { links_stress_run(WBGC_CHECK, -1); }
+
+/* A region registered with wbgc_add_roots_rescan takes plain stores in
+   every mode: threads shuffle the only pointers to objects around it with
+   plain swaps while cycles run; every object stays intact, and the
+   verifier (on here) finds none lost. With wbgc_add_roots instead, the
+   concurrent mark loses objects moved from an unscanned slot to a
+   scanned one (tests/mutate.sh: roots-no-rescan). */
+enum { RS_SLOTS = 1 << 15 };
+static spnode *g_rs_slots[RS_SLOTS];
+static int g_rs_stop;
+typedef struct rs_thread { wbgc_heap *h; uint64_t rng, broken, swaps; } rs_thread;
+
+static void *rs_main(void *arg)
+{
+    rs_thread *t = arg;
+    wbgc_p *p = wbgc_attach(t->h);
+    if (!p) return NULL;
+    while (!__atomic_load_n(&g_rs_stop, __ATOMIC_RELAXED)) {
+        uint64_t r = rnd(&t->rng);
+        size_t i = r % RS_SLOTS, j = (r >> 20) % RS_SLOTS;
+        spnode *a = __atomic_load_n(&g_rs_slots[i], __ATOMIC_RELAXED);
+        spnode *b = __atomic_exchange_n(&g_rs_slots[j], a, __ATOMIC_RELAXED);  /* plain moves */
+        __atomic_store_n(&g_rs_slots[i], b, __ATOMIC_RELAXED);
+        t->swaps++;
+        if ((r >> 40) % 64 == 0) {  /* replace one: allocation, cycles */
+            spnode *o = spnode_new(p, r >> 44);
+            if (!o) continue;
+            spnode *old = __atomic_exchange_n(&g_rs_slots[i], o, __ATOMIC_RELAXED);
+            if (old && !spnode_ok(old)) t->broken++;
+        }
+    }
+    wbgc_detach(p);
+    return NULL;
+}
+
+static void roots_rescan_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_config cfg;
+    errlog_init(&log);
+    wbgc_config_default(&cfg);
+    cfg.gc_percent = g_stress_gc_percent;
+    cfg.min_heap = 1 * MB;
+    cfg.flags = flags | WBGC_VERIFY | g_extra_flags;
+    cfg.mark_workers = workers;
+    cfg.on_error = errlog_cb;
+    cfg.user = &log;
+    wbgc_heap *h = wbgc_heap_new(&cfg);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    REQUIRE(wbgc_add_roots_rescan(h, g_rs_slots, sizeof g_rs_slots) == 0);
+    for (size_t i = 0; i < RS_SLOTS; i++) {
+        spnode *o = spnode_new(p, i);
+        REQUIRE(o);
+        __atomic_store_n(&g_rs_slots[i], o, __ATOMIC_RELAXED);
+    }
+    enum { NT = 2 };
+    static rs_thread th[NT];
+    pthread_t tid[NT];
+    __atomic_store_n(&g_rs_stop, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) {
+        memset(&th[i], 0, sizeof th[i]);
+        th[i].h = h;
+        th[i].rng = mix64(g_stress_seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i + 7) | 1;
+    }
+    wbgc_stats s0 = get_stats(h);
+    for (int i = 0; i < NT; i++) REQUIRE(pthread_create(&tid[i], NULL, rs_main, &th[i]) == 0);
+    wbgc_blocking_begin(p);
+    sleep_us((long)(g_stress_secs * 1e6));
+    __atomic_store_n(&g_rs_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < NT; i++) pthread_join(tid[i], NULL);
+    wbgc_blocking_end(p);
+    wbgc_stats s1 = get_stats(h);
+    uint64_t broken = 0, swaps = 0;
+    for (int i = 0; i < NT; i++) broken += th[i].broken, swaps += th[i].swaps;
+    int bad = 0;
+    for (size_t i = 0; i < RS_SLOTS; i++) bad += g_rs_slots[i] && !spnode_ok(g_rs_slots[i]);
+    CHECKF(broken + (uint64_t)bad == 0, "%llu objects broken (freed while only the region held them)",
+           (unsigned long long)(broken + (uint64_t)bad));
+    CHECKF(s1.verify_lost == 0, "the verifier found %llu objects lost",
+           (unsigned long long)s1.verify_lost);
+    CHECKF(s1.cycles - s0.cycles >= 5, "only %llu cycles", (unsigned long long)(s1.cycles - s0.cycles));
+    note("%.1f s: %llu cycles, %llu plain swaps", g_stress_secs,
+         (unsigned long long)(s1.cycles - s0.cycles), (unsigned long long)swaps);
+    memset(g_rs_slots, 0, sizeof g_rs_slots);
+    wbgc_remove_roots(h, g_rs_slots);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);  /* the verifier's reports are counted above */
+}
+static void test_stress_roots_rescan_concurrent(void) { roots_rescan_run(0, -1); }
+static void test_stress_roots_rescan_incremental(void) { roots_rescan_run(0, 0); }
+
+/* wbgc_base, wbgc_usable_size, wbgc_get_finalizer, and the settings that
+   change while the heap runs. */
+static void test_object_queries(void)
+{
+    errlog log;
+    wbgc_heap *h = open_heap(&log, 100, WBGC_FINALIZE_ON_DEMAND, -1, 0);
+    REQUIRE(h);
+    wbgc_p *p = wbgc_attach(h);
+    REQUIRE(p);
+    char *small = wbgc_alloc(p, 40), *big = wbgc_alloc_noscan(p, 3 * MB);
+    static char not_heap[64];
+    REQUIRE(small && big);
+    CHECK(wbgc_base(h, small) == small && wbgc_base(h, small + 39) == small);
+    CHECK(wbgc_base(h, big) == big && wbgc_base(h, big + 3 * MB - 1) == big);
+    CHECK(wbgc_base(h, not_heap) == NULL && wbgc_base(h, NULL) == NULL);
+    size_t us = wbgc_usable_size(h, small);
+    CHECKF(us >= 40 && us < 64, "usable size of a 40-byte object: %zu", us);
+    CHECK(wbgc_usable_size(h, big) >= 3 * MB);
+    CHECK(wbgc_usable_size(h, small + 8) == 0 && wbgc_usable_size(h, not_heap) == 0);
+    wbgc_finalizer fn = fin_count;
+    void *arg = small;
+    CHECK(wbgc_get_finalizer(p, small, &fn, &arg) == 0 && fn == NULL && arg == NULL);
+    CHECK(wbgc_set_finalizer(p, small, fin_count, big) == 0);
+    CHECK(wbgc_get_finalizer(p, small, &fn, &arg) == 1 && fn == fin_count && arg == big);
+    CHECK(wbgc_set_finalizer(p, small, NULL, NULL) == 0);
+    CHECK(wbgc_get_finalizer(p, small, NULL, NULL) == 0);
+    CHECK(wbgc_get_finalizer(p, not_heap, &fn, &arg) == 0 && fn == NULL);
+    /* gc_percent off: allocation starts no cycle; back on: it does */
+    wbgc_collect(p);  /* no cycle under way */
+    CHECK(wbgc_set_gc_percent(h, -1) == 100);
+    uint64_t c0 = get_stats(h).cycles;
+    for (int i = 0; i < 4000; i++) (void)wbgc_alloc(p, 4096);  /* 16 MiB of garbage */
+    CHECKF(get_stats(h).cycles == c0, "%llu cycles with gc_percent off",
+           (unsigned long long)(get_stats(h).cycles - c0));
+    CHECK(wbgc_set_gc_percent(h, 50) == -1);
+    for (int i = 0; i < 4000; i++) (void)wbgc_alloc(p, 4096);
+    CHECK(get_stats(h).cycles > c0);
+    /* a memory limit set late is obeyed by the next allocation */
+    CHECK(wbgc_set_memory_limit(h, 8 * MB) == 0);
+    CHECK(wbgc_alloc_noscan(p, 16 * MB) == NULL);
+    CHECK(errlog_count(&log) == 1 && strstr(errlog_msg(&log, 0), "memory limit"));
+    CHECK(wbgc_set_memory_limit(h, 0) == 8 * MB);
+    CHECK(wbgc_alloc_noscan(p, 16 * MB) != NULL);
+    CLOSE_HEAP_ERRS_OK(h, p, &log);
+}
+
+/* WBGC_NO_ENV_MODE: WBGC_MODE in the environment is not read. */
+static void test_no_env_mode(void)
+{
+    errlog log;
+    setenv("WBGC_MODE", "bogus", 1);
+    wbgc_heap *h = open_heap(&log, 100, WBGC_NO_ENV_MODE, -1, 0);
+    CHECK(h && errlog_count(&log) == 0);
+    if (h) wbgc_heap_free(h);
+    wbgc_heap *h2 = open_heap(&log, 100, 0, -1, 0);
+    CHECK(h2 && errlog_count(&log) == 1 && strstr(errlog_msg(&log, 0), "WBGC_MODE"));
+    if (h2) wbgc_heap_free(h2);
+    unsetenv("WBGC_MODE");
+    pthread_mutex_destroy(&log.mu);
+}
+
 static const test_case g_tests[] = {
     {"config_defaults", test_config_defaults},
     {"zeroed_memory", test_zeroed_memory},
@@ -7918,6 +8317,19 @@ static const test_case g_tests[] = {
     {"stress_ephemerons_incremental", test_stress_ephemerons_incremental},
     {"stress_ephemerons_stw", test_stress_ephemerons_stw},
     {"stress_ephemerons_check", test_stress_ephemerons_check},
+    {"links_concurrent", test_links_concurrent},
+    {"links_incremental", test_links_incremental},
+    {"links_stw", test_links_stw},
+    {"links_check_mode", test_links_check_mode},
+    {"links_misuse", test_links_misuse},
+    {"stress_links_concurrent", test_stress_links_concurrent},
+    {"stress_links_incremental", test_stress_links_incremental},
+    {"stress_links_stw", test_stress_links_stw},
+    {"stress_links_check", test_stress_links_check},
+    {"stress_roots_rescan_concurrent", test_stress_roots_rescan_concurrent},
+    {"stress_roots_rescan_incremental", test_stress_roots_rescan_incremental},
+    {"object_queries", test_object_queries},
+    {"no_env_mode", test_no_env_mode},
 };
 #define NTESTS ((int)ARRAY_LEN(g_tests))
 

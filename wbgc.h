@@ -344,6 +344,9 @@ typedef struct wbgc_p    wbgc_p;      /* one mutator thread's context ("P")    *
 #define WBGC_FINALIZE_ON_DEMAND 0x20u /* finalizers run only in
                                     wbgc_run_finalizers, never on a thread
                                     of the heap's own                      */
+#define WBGC_NO_ENV_MODE   0x40u /* WBGC_MODE in the environment is ignored:
+                                    for a layer that picks the mode itself
+                                    (examples/boehm)                       */
 
 typedef struct wbgc_config {
     int      gc_percent;    /* heap growth over live before the next cycle;
@@ -465,6 +468,14 @@ WBGCDEF void       wbgc_memmove(wbgc_p *p, void *dst, const void *src, size_t n)
 WBGCDEF int        wbgc_add_roots(wbgc_heap *h, void *start, size_t size);
 WBGCDEF void       wbgc_remove_roots(wbgc_heap *h, void *start);
 
+/* wbgc_add_roots_rescan is wbgc_add_roots for a region that the program
+   stores GC pointers into with plain stores, in any mode (an exception to
+   rule 2: static data of code written for a collector without barriers):
+   the region is scanned once more, world stopped, in the pause that ends
+   each mark, and marking goes on if that finds an object unmarked. Costs
+   one scan of the region per such pause. wbgc_remove_roots removes it. */
+WBGCDEF int        wbgc_add_roots_rescan(wbgc_heap *h, void *start, size_t size);
+
 /* wbgc_collect runs a whole cycle, mark and sweep, before returning. */
 WBGCDEF void       wbgc_collect(wbgc_p *p);
 
@@ -577,6 +588,63 @@ WBGCDEF void      *wbgc_realloc(wbgc_p *p, void *obj, size_t size);
 /* wbgc_strdup returns a noscan copy of the string s. Thread: p's. A
    safepoint. NULL (after on_error) as wbgc_alloc. */
 WBGCDEF char      *wbgc_strdup(wbgc_p *p, const char *s);
+
+/* ---- for layers over other collectors' interfaces (examples/boehm) ----- */
+
+/* wbgc_base returns the start of the allocated object of h that ptr points
+   into (at its start or any byte inside it), or NULL when ptr points into
+   no allocated object of h. An object the caller holds stays allocated;
+   for any other pointer the answer may be stale at once (a sweep may free
+   the object). Thread: any. Not a safepoint; takes no lock. */
+WBGCDEF void      *wbgc_base(wbgc_heap *h, const void *ptr);
+
+/* wbgc_usable_size returns how many bytes the object that starts at obj
+   holds (its size class or its pages: at least what it was allocated
+   with), or 0 when obj is not the start of an allocated object of h.
+   Thread: any. Not a safepoint; takes no lock. */
+WBGCDEF size_t     wbgc_usable_size(wbgc_heap *h, const void *obj);
+
+/* wbgc_set_gc_percent sets gc_percent (OPTIONS; negative: no automatic
+   cycles) and returns the old value. The heap's goal follows at once when
+   no cycle marks, else when the cycle ends. wbgc_set_memory_limit sets
+   memory_limit (0: none) and returns the old one; the next allocation
+   obeys it. Thread: any. Not safepoints; take no lock. */
+WBGCDEF int        wbgc_set_gc_percent(wbgc_heap *h, int percent);
+WBGCDEF size_t     wbgc_set_memory_limit(wbgc_heap *h, size_t bytes);
+
+/* wbgc_get_finalizer: 1 when obj has a finalizer, with its function and
+   argument in *fn and *arg (either may be NULL); 0, with NULLs, when it
+   has none or obj is not the start of an object of p's heap. Thread: p's.
+   Not a safepoint. May wait briefly for a lock. */
+WBGCDEF int        wbgc_get_finalizer(wbgc_p *p, void *obj, wbgc_finalizer *fn, void **arg);
+
+/* Disappearing links (Boehm GC's name for them): a word that the
+   collector clears when an object dies.
+
+   wbgc_link_register: once a cycle finds obj (the start of an object of
+   p's heap) unreachable, the pause that ends that cycle's mark stores NULL
+   into *link, before obj's finalizer (if any) is queued, and the
+   registration ends. link is an aligned word anywhere (a heap object,
+   static data, malloc memory) that stays valid while registered; a link
+   inside a heap object goes when that object dies (cleared first if obj
+   dies in the same cycle, as when the link is inside obj itself). The
+   word is not a root for this: what it holds (usually obj hidden, as
+   ~(uintptr_t)obj, or obj in noscan memory) keeps obj alive only if the
+   memory holding it is scanned. Returns 0; 1 when link was registered
+   already (it now names obj); -1 (after on_error) for a NULL or unaligned
+   link, an obj that is not an object's start, or no memory. Each link
+   costs the pause that ends a mark a few nanoseconds.
+   wbgc_link_unregister ends link's registration: 1, or 0 if it had none.
+   wbgc_links_keep: a thread that reads a link while a concurrent cycle
+   marks may hold obj where the mark has looked already (its stack); so,
+   during a mark, this shades every registered link's object (the first
+   call of each cycle does the work, later calls cost a load). Call it
+   before reading links in concurrent or incremental mode; in WBGC_STW
+   mode links need no care. Thread: p's. Not safepoints. May wait briefly
+   for a lock. */
+WBGCDEF int        wbgc_link_register(wbgc_p *p, void **link, void *obj);
+WBGCDEF int        wbgc_link_unregister(wbgc_p *p, void **link);
+WBGCDEF void       wbgc_links_keep(wbgc_p *p);
 
 /* ---- fast paths, inline: the part of a P they read ----------------------
    wbgc__pfast opens every wbgc_p; the inline functions below (and the amd64
@@ -836,8 +904,8 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
                   free runs map to NULL.
    INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
                   -> central[i].lock -> heap lock -> specials_gate -> a
-                  specials shard's lock -> fin_lock -> roots_lock, work_lock,
-                  stats_lock. Never wait for the world or a hand-shake
+                  specials shard's lock -> fin_lock -> links_lock ->
+                  roots_lock, work_lock, stats_lock. Never wait for the world or a hand-shake
                   while holding a central, heap, roots or work lock. Fork:
                   wbgc__heaps_lock first, then each heap's in this order.
 
@@ -1002,11 +1070,12 @@ enum {
    size class) that no heap that small repays. */
 #define WBGC__MIN_HEAP_LOWEST ((uint64_t)64 << 10)
 
-/* wbgc__goal_floor: the smallest heap goal c allows (min_heap). */
-static uint64_t wbgc__goal_floor(const wbgc_config *c)
+/* wbgc__goal_floor: the smallest heap goal that min_heap allows at
+   gc_percent gcp. */
+static uint64_t wbgc__goal_floor(size_t min_heap, int gcp)
 {
-    if (c->min_heap) return c->min_heap < WBGC__MIN_HEAP_LOWEST ? WBGC__MIN_HEAP_LOWEST : c->min_heap;
-    uint64_t floor = WBGC__MIN_HEAP * (uint64_t)(c->gc_percent < 0 ? 0 : c->gc_percent) / 100;
+    if (min_heap) return min_heap < WBGC__MIN_HEAP_LOWEST ? WBGC__MIN_HEAP_LOWEST : min_heap;
+    uint64_t floor = WBGC__MIN_HEAP * (uint64_t)(gcp < 0 ? 0 : gcp) / 100;
     return floor < (256u << 10) ? (256u << 10) : floor;
 }
 
@@ -1316,7 +1385,13 @@ typedef struct wbgc__central {
     wbgc__span *unswept[3];  /* marked by the last cycle, not swept yet */
 } wbgc__central;
 
-typedef struct wbgc__root { void *start; uintptr_t lo, hi; } wbgc__root;
+typedef struct wbgc__root {
+    void     *start;
+    uintptr_t lo, hi;
+    int       rescan;  /* stored into with plain stores: scanned again at
+                          the end of every mark (wbgc_add_roots_rescan) */
+} wbgc__root;
+typedef struct wbgc__link { uintptr_t link, obj; } wbgc__link;  /* link 0: empty */
 
 /* An object's special record: its finalizer and its weak handle (section
    "Finalizers and weak references"). Kept in a hash table of its own,
@@ -1436,6 +1511,7 @@ struct wbgc_heap {
     pthread_mutex_t roots_lock;
     wbgc__root     *roots;
     size_t          nroots, roots_cap;
+    size_t          nroots_rescan;   /* of them, wbgc_add_roots_rescan's */
     uint64_t        roots_gen;    /* +1 at every add and remove (roots_lock;
                                      release): the Ps' check-mode caches of
                                      one region go stale */
@@ -1494,6 +1570,15 @@ struct wbgc_heap {
     pthread_t       fin_thread;
     wbgc_p         *fin_p;           /* its P; fin_lock */
     uint64_t        fin_queued, fin_run, fin_pending, weak_cleared, weak_live; /* atomic */
+
+    /* Disappearing links (section "Disappearing links"): an open-addressed
+       table keyed by the link's address, in malloc memory (never scanned:
+       it keeps nothing alive). */
+    pthread_mutex_t links_lock;
+    wbgc__link     *links;
+    size_t          links_cap, links_n, links_used; /* used: live + gone */
+    uint64_t        links_kept;      /* cycles_started when wbgc_links_keep
+                                        last shaded them all; atomic */
 };
 
 /* =========================================================================
@@ -2344,8 +2429,9 @@ static uint64_t wbgc__heap_estimate(wbgc_heap *h)
    UINT64_MAX when automatic cycles are off. */
 static uint64_t wbgc__trigger(wbgc_heap *h)
 {
-    uint64_t t = h->cfg.gc_percent < 0 ? UINT64_MAX : WBGC__LOAD(h->trigger);
-    if (h->cfg.memory_limit && h->cfg.memory_limit < t) t = h->cfg.memory_limit;
+    uint64_t t = WBGC__LOAD(h->cfg.gc_percent) < 0 ? UINT64_MAX : WBGC__LOAD(h->trigger);
+    size_t limit = WBGC__LOAD(h->cfg.memory_limit);
+    if (limit && limit < t) t = limit;
     return t;
 }
 
@@ -2368,7 +2454,7 @@ static int wbgc__report_alloc(wbgc_p *p, uint64_t charge, uint64_t more)
         if (h->cfg.flags & WBGC_STW) wbgc__collect_stw(p, 0, "heap reached its goal");
         else wbgc__gc_start(p, 0, "heap reached its trigger");
     }
-    size_t limit = h->cfg.memory_limit;
+    size_t limit = WBGC__LOAD(h->cfg.memory_limit);
     if (limit && wbgc__heap_estimate(h) + more > limit) {
         wbgc__collect_full(p, "memory limit");
         if (wbgc__heap_estimate(h) + more > limit) {
@@ -4709,6 +4795,8 @@ static void wbgc__record_pause(wbgc_heap *h, uint64_t ns);
 static void wbgc__pace(wbgc_heap *h, uint64_t live);
 static void wbgc__trigger_feedback(wbgc_heap *h);
 static void wbgc__unsweep_all(wbgc_heap *h);
+static void wbgc__links_sweep(wbgc_heap *h);
+static void wbgc__rescan_roots(wbgc_heap *h);
 
 /* wbgc__quiescent: no root job left, no global work, no marker holding
    work taken from the global lists. P-local work (barrier buffers, a P's
@@ -4779,6 +4867,7 @@ static WBGC__NOINLINE void wbgc__handshake_flush(wbgc_heap *h, wbgc_p *self)
    every swept span list unswept (a few pointer moves per size class). */
 static void wbgc__mark_termination(wbgc_heap *h)
 {
+    wbgc__links_sweep(h);
     WBGC__STORE(h->marks_done, h->marks_done + 1);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
@@ -4836,6 +4925,7 @@ static WBGC__NOINLINE void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self)
        reason to restart: a P that keeps storing always has one). */
     for (wbgc_p *q = h->ps; q; q = q->next)
         if (wbgc__p_has_work(q)) wbgc__flush_p(h, q);
+    wbgc__rescan_roots(h);
     /* Decided under roots_lock, with the phase closed in the same hold: a
        root region that a thread without a P adds or removes meanwhile has
        either greyed what it holds before this look, or sees the phase off
@@ -5175,25 +5265,35 @@ static void wbgc__trigger_feedback(wbgc_heap *h)
     int64_t want = 950 - (int64_t)(c > 1000 ? 1000 : c);
     if (want < WBGC__TRIGGER_MIN) want = WBGC__TRIGGER_MIN;
     if (want > WBGC__TRIGGER_MAX) want = WBGC__TRIGGER_MAX;
-    h->trigger_pm = (uint32_t)(((int64_t)h->trigger_pm + want) / 2);
+    WBGC__STORE(h->trigger_pm, (uint32_t)(((int64_t)h->trigger_pm + want) / 2));
 }
 
-/* wbgc__pace sets the next goal and trigger from what this cycle found
+/* wbgc__goal_of computes the goal and trigger for a heap of live bytes;
+   wbgc__pace sets the next goal and trigger from what this cycle found
    live. The goal is live * (1 + gc_percent/100); with the world stopped for
    the whole cycle the trigger is the goal, otherwise a cycle starts when
    trigger_pm of the growth is used (70% at first, then as the feedback
    above says), leaving the rest as the mark phase's runway (assists keep
    the heap inside it). */
-static void wbgc__pace(wbgc_heap *h, uint64_t live)
+static void wbgc__goal_of(wbgc_heap *h, uint64_t live, uint64_t *goal_out, uint64_t *trigger_out)
 {
-    int gcp = h->cfg.gc_percent;
+    int gcp = WBGC__LOAD(h->cfg.gc_percent);
     uint64_t goal = 0, trigger = UINT64_MAX;
     if (gcp >= 0) {
-        uint64_t floor = wbgc__goal_floor(&h->cfg);
+        uint64_t floor = wbgc__goal_floor(h->cfg.min_heap, gcp);
         goal = live + live / 100 * (uint64_t)gcp + live % 100 * (uint64_t)gcp / 100;
         if (goal < floor) goal = floor;
-        trigger = (h->cfg.flags & WBGC_STW) ? goal : live + (goal - live) / 1000 * h->trigger_pm;
+        trigger = (h->cfg.flags & WBGC_STW) ? goal
+                  : live + (goal - live) / 1000 * WBGC__LOAD(h->trigger_pm);
     }
+    *goal_out = goal;
+    *trigger_out = trigger;
+}
+
+static void wbgc__pace(wbgc_heap *h, uint64_t live)
+{
+    uint64_t goal, trigger;
+    wbgc__goal_of(h, live, &goal, &trigger);
     WBGC__STORE(h->heap_marked, live);
     WBGC__STORE(h->alloc_since, 0);
     WBGC__STORE(h->goal, goal);
@@ -5437,6 +5537,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     wbgc__gcw_dispose(h, g);
     WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
     if (h->cfg.flags & WBGC_VERIFY) wbgc__verify(h, 0);
+    wbgc__links_sweep(h);
     WBGC__STORE(h->marks_done, h->marks_done + 1);
     wbgc__unsweep_all(h);
     for (wbgc_p *q = h->ps; q; q = q->next) {
@@ -5898,7 +5999,7 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
     if (wbgc__env_yes(e)) cfg->flags |= WBGC_TRACE;
     e = getenv("WBGC_VERIFY");
     if (wbgc__env_yes(e)) cfg->flags |= WBGC_VERIFY;
-    e = getenv("WBGC_MODE");
+    e = (cfg->flags & WBGC_NO_ENV_MODE) ? NULL : getenv("WBGC_MODE");
     if (e && *e) {
         unsigned keep = cfg->flags & ~(WBGC_STW | WBGC_CHECK);
         if (strcmp(e, "stw") == 0) {
@@ -5962,7 +6063,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     tmp.cfg = c;
     wbgc__env_overrides(&tmp, &c);
     const unsigned known = WBGC_STW | WBGC_CHECK | WBGC_TRACE | WBGC_NO_STACK_SCAN | WBGC_VERIFY |
-                           WBGC_FINALIZE_ON_DEMAND;
+                           WBGC_FINALIZE_ON_DEMAND | WBGC_NO_ENV_MODE;
     if (c.flags & ~known) {
         wbgc__report(&tmp, "wbgc: error: wbgc_heap_new: unknown flags %#x", c.flags & ~known);
         return NULL;
@@ -6018,6 +6119,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_mutex_init(&h->specials_gate, NULL);
     pthread_mutex_init(&h->fin_lock, NULL);
     pthread_cond_init(&h->fin_cv, NULL);
+    pthread_mutex_init(&h->links_lock, NULL);
     h->trigger_pm = WBGC__TRIGGER_FIRST;
     wbgc__pace(h, 0);
     wbgc__start_threads(h);
@@ -6098,6 +6200,8 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_mutex_destroy(&h->specials_gate);
     pthread_mutex_destroy(&h->fin_lock);
     pthread_cond_destroy(&h->fin_cv);
+    pthread_mutex_destroy(&h->links_lock);
+    free(h->links);
     munmap(h->arena_index, WBGC__ARENA_SLOTS * sizeof(wbgc__arena *));
     uint32_t nl_made = h->nlayouts < WBGC__LAYOUT_SLOTS ? h->nlayouts : WBGC__LAYOUT_SLOTS;
     for (uint32_t id = WBGC__LAYOUT_FIRST; id < nl_made; id++) free((void *)h->layouts[id]);
@@ -6320,15 +6424,15 @@ static void wbgc__roots_changed(wbgc_heap *h, uintptr_t lo, uintptr_t hi, int ad
     pthread_cond_broadcast(&h->work_cv);
 }
 
-WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
+static int wbgc__add_roots(wbgc_heap *h, void *start, size_t size, int rescan, const char *fn)
 {
     if (!h || h->magic != WBGC__H_MAGIC) {
-        wbgc__report(NULL, "wbgc: misuse: wbgc_add_roots(h=%p): not a live wbgc heap", (void *)h);
+        wbgc__report(NULL, "wbgc: misuse: %s(h=%p): not a live wbgc heap", fn, (void *)h);
         return -1;
     }
     uintptr_t lo = (uintptr_t)start;
     if (!start || size == 0 || lo + size < lo) {
-        wbgc__report(h, "wbgc: error: wbgc_add_roots(start=%p, size=%zu): %s", start, size,
+        wbgc__report(h, "wbgc: error: %s(start=%p, size=%zu): %s", fn, start, size,
                      !start ? "NULL start" : size == 0 ? "empty region" : "region wraps around");
         return -1;
     }
@@ -6338,7 +6442,7 @@ WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
         wbgc__root *r = (wbgc__root *)realloc(h->roots, cap * sizeof *r);
         if (!r) {
             pthread_mutex_unlock(&h->roots_lock);
-            wbgc__report(h, "wbgc: out of memory: wbgc_add_roots(start=%p, size=%zu)", start, size);
+            wbgc__report(h, "wbgc: out of memory: %s(start=%p, size=%zu)", fn, start, size);
             return -1;
         }
         h->roots = r;
@@ -6347,11 +6451,41 @@ WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
     h->roots[h->nroots].start = start;
     h->roots[h->nroots].lo = lo;
     h->roots[h->nroots].hi = lo + size;
+    h->roots[h->nroots].rescan = rescan;
     h->nroots++;
+    h->nroots_rescan += rescan != 0;
     __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
     wbgc__roots_changed(h, lo, lo + size, 1);
     pthread_mutex_unlock(&h->roots_lock);
     return 0;
+}
+
+WBGCDEF int wbgc_add_roots(wbgc_heap *h, void *start, size_t size)
+{
+    return wbgc__add_roots(h, start, size, 0, "wbgc_add_roots");
+}
+
+WBGCDEF int wbgc_add_roots_rescan(wbgc_heap *h, void *start, size_t size)
+{
+    return wbgc__add_roots(h, start, size, 1, "wbgc_add_roots_rescan");
+}
+
+/* wbgc__rescan_roots scans the regions registered with
+   wbgc_add_roots_rescan once more, in the pause that would end a mark: a
+   plain store may have put there, after the region's first scan, the only
+   pointer to an object that the mark has not reached. What it greys keeps
+   the mark going (the caller sees work). World stopped. */
+static void wbgc__rescan_roots(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->roots_lock);
+    if (h->nroots_rescan) {
+        wbgc__gcwork g;
+        memset(&g, 0, sizeof g);
+        for (size_t i = 0; i < h->nroots; i++)
+            if (h->roots[i].rescan) wbgc__scan_range(h, &g, h->roots[i].lo, h->roots[i].hi);
+        wbgc__gcw_dispose(h, &g);
+    }
+    pthread_mutex_unlock(&h->roots_lock);
 }
 
 WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
@@ -6365,6 +6499,7 @@ WBGCDEF void wbgc_remove_roots(wbgc_heap *h, void *start)
         if (h->roots[i].start == start) {
             __atomic_store_n(&h->roots_gen, h->roots_gen + 1, __ATOMIC_RELEASE);
             wbgc__roots_changed(h, h->roots[i].lo, h->roots[i].hi, 0);
+            h->nroots_rescan -= h->roots[i].rescan != 0;
             h->roots[i] = h->roots[--h->nroots];
             pthread_mutex_unlock(&h->roots_lock);
             return;
@@ -6585,6 +6720,237 @@ WBGCDEF void wbgc_ephemeron_set_value(wbgc_p *p, wbgc_ephemeron *e, void *value)
 {
     if (wbgc__check_p(p, "wbgc_ephemeron_set_value") < 0 || !wbgc__eph_key(p, e)) return;
     wbgc_write(p, &e->value, value);  /* the old value may be a dead key's: not after */
+}
+
+/* ---- object queries and pacing settings -------------------------------- */
+
+WBGCDEF void *wbgc_base(wbgc_heap *h, const void *ptr)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_base(h=%p): not a live wbgc heap", (void *)h);
+        return NULL;
+    }
+    wbgc__span *s = wbgc__span_of(h, (uintptr_t)ptr);
+    if (!s) return NULL;
+    uint32_t i = (uint32_t)(((uint64_t)((uintptr_t)ptr - s->base) * s->divmagic) >> 32);
+    void *obj = (void *)(s->base + (uintptr_t)i * s->elemsize);
+    wbgc__span *s2;
+    uint32_t i2;
+    return i < s->nelems && wbgc__object_start(h, obj, &s2, &i2) ? obj : NULL;
+}
+
+WBGCDEF size_t wbgc_usable_size(wbgc_heap *h, const void *obj)
+{
+    if (!h || h->magic != WBGC__H_MAGIC) {
+        wbgc__report(NULL, "wbgc: misuse: wbgc_usable_size(h=%p): not a live wbgc heap", (void *)h);
+        return 0;
+    }
+    wbgc__span *s;
+    uint32_t idx;
+    return wbgc__object_start(h, obj, &s, &idx) ? s->elemsize : 0;
+}
+
+WBGCDEF int wbgc_set_gc_percent(wbgc_heap *h, int percent)
+{
+    int old = __atomic_exchange_n(&h->cfg.gc_percent, percent < 0 ? -1 : percent, __ATOMIC_RELAXED);
+    /* Outside a mark, the goal and trigger from what the last cycle found
+       live. A cycle ending meanwhile sets its own (wbgc__pace), which
+       these may overwrite with the same formula and an older live figure:
+       the next cycle's goal is then a little off, nothing worse. */
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) {
+        uint64_t goal, trigger;
+        wbgc__goal_of(h, WBGC__LOAD(h->heap_marked), &goal, &trigger);
+        WBGC__STORE(h->goal, goal);
+        WBGC__STORE(h->trigger, trigger);
+    }
+    return old;
+}
+
+WBGCDEF size_t wbgc_set_memory_limit(wbgc_heap *h, size_t bytes)
+{
+    return __atomic_exchange_n(&h->cfg.memory_limit, bytes, __ATOMIC_RELAXED);
+}
+
+WBGCDEF int wbgc_get_finalizer(wbgc_p *p, void *obj, wbgc_finalizer *fn, void **arg)
+{
+    wbgc_finalizer f = NULL;
+    void *a = NULL;
+    wbgc__span *s;
+    uint32_t idx;
+    if (wbgc__check_p(p, "wbgc_get_finalizer") == 0 && wbgc__object_start(p->heap, obj, &s, &idx)) {
+        size_t hash = wbgc__special_hash((uintptr_t)obj);
+        wbgc__shard *sh = wbgc__shard_of(p->heap, hash);
+        pthread_mutex_lock(&sh->lock);
+        wbgc__special *r = wbgc__special_find(sh, (uintptr_t)obj, hash);
+        if (r) f = r->fn, a = r->arg;
+        pthread_mutex_unlock(&sh->lock);
+    }
+    if (fn) *fn = f;
+    if (arg) *arg = a;
+    return f != NULL;
+}
+
+/* ---- disappearing links (section "Disappearing links") ----------------
+   The table holds (link, obj) pairs, open-addressed by the link's address
+   with linear probing. An entry that goes becomes a tombstone
+   (WBGC__LINK_GONE: no link is at address 1), so that the pause can drop
+   entries in one pass; a rehash, when live entries and tombstones fill
+   three quarters of it, clears them. links_lock guards it all. */
+
+#define WBGC__LINK_GONE ((uintptr_t)1)
+
+static inline size_t wbgc__link_hash(uintptr_t link)
+{
+    uint64_t x = (uint64_t)(link >> 3) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(x ^ (x >> 29));
+}
+
+/* wbgc__link_find: link's entry, or NULL. links_lock held. */
+static wbgc__link *wbgc__link_find(wbgc_heap *h, uintptr_t link)
+{
+    if (!h->links_cap) return NULL;
+    size_t m = h->links_cap - 1;
+    for (size_t i = wbgc__link_hash(link) & m;; i = (i + 1) & m) {
+        if (h->links[i].link == link) return &h->links[i];
+        if (!h->links[i].link) return NULL;
+    }
+}
+
+/* wbgc__link_put places a new entry in the first empty slot of its probe
+   (never a tombstone: the counts stay simple). links_lock held, room
+   made. */
+static void wbgc__link_put(wbgc__link *t, size_t cap, uintptr_t link, uintptr_t obj)
+{
+    size_t i = wbgc__link_hash(link) & (cap - 1);
+    while (t[i].link) i = (i + 1) & (cap - 1);
+    t[i].link = link;
+    t[i].obj = obj;
+}
+
+/* wbgc__links_room makes room for one more entry: rehashes the live ones
+   into a table of twice their number's power of two (at least 64). 0, or
+   -1 when memory runs out (the table unchanged). links_lock held. */
+static int wbgc__links_room(wbgc_heap *h)
+{
+    if ((h->links_used + 1) * 4 <= h->links_cap * 3) return 0;
+    size_t cap = 64;
+    while (cap < (h->links_n + 1) * 2) cap *= 2;
+    wbgc__link *t = (wbgc__link *)calloc(cap, sizeof *t);
+    if (!t) return -1;
+    for (size_t i = 0; i < h->links_cap; i++)
+        if (h->links[i].link > WBGC__LINK_GONE) wbgc__link_put(t, cap, h->links[i].link, h->links[i].obj);
+    free(h->links);
+    h->links = t;
+    h->links_cap = cap;
+    h->links_used = h->links_n;
+    return 0;
+}
+
+static void wbgc__link_gone(wbgc_heap *h, wbgc__link *e)
+{
+    e->link = WBGC__LINK_GONE;
+    e->obj = 0;
+    h->links_n--;
+}
+
+/* wbgc__marked_at: 1 when addr lies in an object that the mark just
+   ended found live (or that was allocated black), 0 when it lies in one
+   it did not, -1 when it lies in no object of h. World stopped, between
+   the end of a mark and the start of its sweep. */
+static int wbgc__marked_at(wbgc_heap *h, uintptr_t addr)
+{
+    wbgc__span *s = wbgc__span_of(h, addr);
+    if (!s) return -1;
+    uint32_t i = (uint32_t)(((uint64_t)(addr - s->base) * s->divmagic) >> 32);
+    if (i >= s->nelems) return -1;
+    return (int)((WBGC__LOAD(s->markbits[i >> 6]) >> (i & 63)) & 1);
+}
+
+/* wbgc__links_sweep is the pause's part: every link whose object the mark
+   did not find is cleared, and every other link inside a dead object
+   dropped.
+   World stopped, the mark complete, before any sweep. */
+static void wbgc__links_sweep(wbgc_heap *h)
+{
+    pthread_mutex_lock(&h->links_lock);
+    for (size_t i = 0; i < h->links_cap && h->links_n; i++) {
+        wbgc__link *e = &h->links[i];
+        if (e->link <= WBGC__LINK_GONE) continue;
+        if (wbgc__marked_at(h, e->obj) != 1) {
+            /* cleared even inside a dead object: its memory is intact
+               until the sweep, and its finalizer may read the word */
+            *(void **)e->link = NULL;
+            wbgc__link_gone(h, e);
+        } else if (wbgc__marked_at(h, e->link) == 0) {
+            wbgc__link_gone(h, e);  /* the memory holding it dies */
+        }
+    }
+    pthread_mutex_unlock(&h->links_lock);
+}
+
+WBGCDEF int wbgc_link_register(wbgc_p *p, void **link, void *obj)
+{
+    if (wbgc__check_p(p, "wbgc_link_register") < 0) return -1;
+    wbgc_heap *h = p->heap;
+    uintptr_t l = (uintptr_t)link;
+    wbgc__span *s;
+    uint32_t idx;
+    if (!link || l % sizeof(void *)) {
+        wbgc__report(h, "wbgc: misuse: wbgc_link_register(p=%p, link=%p, obj=%p): link is %s",
+                     (void *)p, (void *)link, obj, link ? "not aligned to a word" : "NULL");
+        return -1;
+    }
+    /* No shade for obj during a mark: the caller holds it, and what a P
+       holds the mark finds (INV-TRICOLOUR), unless it came from
+       a link read without wbgc_links_keep. */
+    if (!wbgc__object_start(h, obj, &s, &idx)) return wbgc__not_object(p, "wbgc_link_register", obj);
+    pthread_mutex_lock(&h->links_lock);
+    wbgc__link *e = wbgc__link_find(h, l);
+    int r = 1;
+    if (e) {
+        e->obj = (uintptr_t)obj;
+    } else if (wbgc__links_room(h) == 0) {
+        wbgc__link_put(h->links, h->links_cap, l, (uintptr_t)obj);
+        h->links_n++;
+        h->links_used++;
+        r = 0;
+    } else {
+        r = -1;
+    }
+    pthread_mutex_unlock(&h->links_lock);
+    if (r < 0)
+        wbgc__report(h, "wbgc: out of memory: wbgc_link_register(link=%p, obj=%p): no memory for "
+                     "its entry", (void *)link, obj);
+    return r;
+}
+
+WBGCDEF int wbgc_link_unregister(wbgc_p *p, void **link)
+{
+    if (wbgc__check_p(p, "wbgc_link_unregister") < 0) return 0;
+    wbgc_heap *h = p->heap;
+    pthread_mutex_lock(&h->links_lock);
+    wbgc__link *e = link ? wbgc__link_find(h, (uintptr_t)link) : NULL;
+    if (e) wbgc__link_gone(h, e);
+    pthread_mutex_unlock(&h->links_lock);
+    return e != NULL;
+}
+
+WBGCDEF void wbgc_links_keep(wbgc_p *p)
+{
+    if (wbgc__check_p(p, "wbgc_links_keep") < 0) return;
+    wbgc_heap *h = p->heap;
+    if (WBGC__LOAD(h->phase) != WBGC__PHASE_MARK) return;
+    uint64_t cycle = __atomic_load_n(&h->cycles_started, __ATOMIC_ACQUIRE);
+    if (WBGC__LOAD(h->links_kept) == cycle) return;
+    pthread_mutex_lock(&h->links_lock);
+    /* The phase cannot change before this returns: p runs (a mark ends
+       only with every P stopped). */
+    if (WBGC__LOAD(h->links_kept) != cycle) {
+        for (size_t i = 0; i < h->links_cap; i++)
+            if (h->links[i].link > WBGC__LINK_GONE) wbgc__shade(h, &p->gcw, h->links[i].obj);
+        WBGC__STORE(h->links_kept, cycle);
+    }
+    pthread_mutex_unlock(&h->links_lock);
 }
 
 WBGCDEF void wbgc_collect(wbgc_p *p)

@@ -65,6 +65,8 @@ DEFAULT_TESTS = """
     finalizers_concurrent finalizer_order finalizer_resurrection weak_concurrent
     ephemerons_concurrent ephemeron_chain_concurrent ephemeron_chain_incremental
     stress_specials_concurrent stress_specials_incremental stress_ephemerons_concurrent
+    links_concurrent links_stw stress_links_concurrent stress_links_incremental
+    stress_roots_rescan_concurrent stress_roots_rescan_incremental
     fuzz_concurrent fuzz_incremental fuzz_stw fuzz_check
     tree_reverse_concurrent tree_reverse_incremental
 """.split()
@@ -335,6 +337,20 @@ mutant("eph-waiter-no-recheck",
        "    if (0)",
        expect="a race of a few instructions: the verifier finds it in 10 s stress runs "
               "(./build.sh soak 10), not in the quick suite's 2 s")
+
+mutant("links-not-kept",
+       "wbgc_links_keep does nothing: an object read from a link during a mark, held only "
+       "where the mark has looked, is freed",
+       "    if (WBGC__LOAD(h->links_kept) == cycle) return;",
+       "    return;")
+mutant("links-not-cleared",
+       "the pause that ends a mark leaves the links of dead objects set",
+       "            *(void **)e->link = NULL;\n            wbgc__link_gone(h, e);",
+       "            wbgc__link_gone(h, e);")
+mutant("roots-no-rescan",
+       "regions of wbgc_add_roots_rescan are not scanned again at the end of a mark",
+       "    wbgc__rescan_roots(h);\n    /* Decided under roots_lock",
+       "    /* Decided under roots_lock")
 
 mutant("object-start-accepts-interior",
        "wbgc__object_start takes an interior pointer for an object's start",
