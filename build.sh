@@ -9,8 +9,9 @@
 #                       then the long run (tests/longrun.c) for 3 x S seconds
 #   ./build.sh clean    remove build/
 #
-# Needs only a C compiler (gcc or cc) and the C library. clang, g++ and the
-# sanitizer runtimes are used when present and skipped with a line when not.
+# Needs only a C compiler (gcc or cc) and the C library. clang, g++, the
+# sanitizer runtimes, and the benchmarks' peers Boehm GC (libgc-dev) and Go
+# (golang-go) are used when present and skipped with a line when not.
 set -u
 cd "$(dirname "$0")"
 OUT=build
@@ -73,6 +74,21 @@ build_examples() {
                 pids="$pids $!"
             done
         done
+        # Go peers (examples/bench/go, the same programs in Go) when go is
+        # here: offline (no dependencies; GOPROXY=off), caches under build/ and
+        # nothing written to $HOME (newer go keeps telemetry in its config dir)
+        if command -v go >/dev/null 2>&1; then
+            local abs; abs=$(cd "$OUT" && pwd)
+            for prog in gcbench binarytrees mutate; do
+                (cd examples/bench/go && GOCACHE="$abs/gocache" GOPATH="$abs/gopath" GOPROXY=off \
+                    GOFLAGS= GOTOOLCHAIN=local XDG_CONFIG_HOME="$abs/goconfig" \
+                    go build -buildvcs=false -o "$abs/gcb/$prog.go" "./$prog") &
+                pids="$pids $!"
+            done
+        else
+            rm -f "$gout"/*.go
+            echo "== skipped Go peers: apt-get install golang-go"
+        fi
         "$CC" -O2 $WARN "$gdir/report.c" -o "$gout/report" -lm &
         pids="$pids $!"
         for pid in $pids; do wait "$pid" || ok=1; done
@@ -286,11 +302,11 @@ cmd_bench() {
     bash examples/bench/barrier_size.sh
     echo "== examples/lisp/bench.sh (Lisp programs, concurrent vs stop-the-world)"
     bash examples/lisp/bench.sh "$OUT/lisp"
-    # against Boehm GC and malloc; a full run rewrites examples/bench/RESULTS.md
+    # against Boehm GC, Go and malloc; a full run rewrites examples/bench/RESULTS.md
     # and examples/bench/charts, --quick writes to build/gcb/quick instead
     local q=""
     for a in "$@"; do [ "$a" = --quick ] && q=--quick; done
-    echo "== $OUT/gcb/report $q (wbgc against Boehm GC and malloc)"
+    echo "== $OUT/gcb/report $q (wbgc against Boehm GC, Go and malloc)"
     "$OUT/gcb/report" $q
 }
 

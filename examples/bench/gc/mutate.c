@@ -113,8 +113,12 @@ int main(int argc, char **argv) {
     uint64_t sink = 0;
     for (long op = 0; op < ops; op++) {
         for (int w = 0; w < 2; w++) {
+            /* one statement each: the order of a call's arguments is
+               unspecified in C (gcc and clang drew these two the other
+               way round, and so did different work) */
             Node *a = table[rnd(n)];
-            gcb_write(t, &a->edge[rnd(NEDGE)], table[rnd(n)]);
+            Node *to = table[rnd(n)];
+            gcb_write(t, &a->edge[rnd(NEDGE)], to);
         }
         if (op & 1) {
             size_t i = rnd(n);

@@ -1,6 +1,7 @@
 /* report.c -- runs the cross-collector benchmarks (gcbench.c, binarytrees.c,
- * mutate.c, each built once per backend by gcb.h) and writes the tables and
- * charts: examples/bench/RESULTS.md and the SVG files in examples/bench/charts.
+ * mutate.c, each built once per backend by gcb.h, and their Go twins in
+ * examples/bench/go) and writes the tables and charts: examples/bench/RESULTS.md
+ * and the SVG files in examples/bench/charts.
  *
  *   ./build.sh                          # builds everything in build/gcb, report too
  *   build/gcb/report                    # the real run: 5 interleaved runs, ~25 min
@@ -30,7 +31,7 @@
  *             threads included), from wait4's rusage.
  *   peak RSS  ru_maxrss from wait4: the most resident memory the process had.
  *   cycles    wbgc: wbgc_stats.cycles. Boehm: GC_get_gc_no() at the end
- *             minus at start-up.
+ *             minus at start-up. Go: runtime.MemStats.NumGC, likewise.
  *   pauses    wbgc: every stop-the-world pause wbgc records (its stats keep
  *             the count, the maximum and a ring of the last 256 durations);
  *             a sampler thread in the child that holds no P calls
@@ -41,15 +42,23 @@
  *             GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD (before
  *             the first thread is signalled to stop until after the last is
  *             restarted), timed with CLOCK_MONOTONIC into preallocated
- *             buffers. Neither count includes time a thread spends marking
- *             on its own while the others run (wbgc's assists, Boehm's
- *             incremental steps).
+ *             buffers. Go (examples/bench/go/gcb/gcb.go says how, with
+ *             the runtime source it was checked in): one per GC cycle, the
+ *             cycle's runtime.MemStats.PauseNs entry, which is the SUM of
+ *             the cycle's stop-the-world phases (sweep termination and mark
+ *             termination, each from the request to stop), taken from the
+ *             256-entry ring without missing any; the number of single
+ *             phases and the longest one (to its histogram bucket's upper
+ *             edge) come from runtime/metrics' /gc/pauses:seconds and are
+ *             reported below the table. None of the counts includes time a
+ *             thread spends marking on its own while the others run (wbgc's
+ *             and Go's assists, Boehm's incremental steps).
  *   longest collection
  *             Boehm: the longest GC_EVENT_START -> GC_EVENT_END, a whole
  *             collection: with one marker the thread that triggered it is
  *             held for all of it. Boehm's incremental mode does not report
- *             these events ("-"). wbgc: its longest pause, since its marking
- *             and sweeping run beside the program.
+ *             these events ("-"). wbgc and Go: the longest pause, since
+ *             their marking and sweeping run beside the program.
  *   ratios    wall / Boehm: this row's wall time over Boehm parallel's
  *             (Boehm's default configuration) in the same run, median over
  *             runs. RSS / Boehm likewise with the medians. Boehm max pause /
@@ -58,10 +67,10 @@
  * The charts are SVG written by this program: per benchmark, the
  * distribution of pauses (a CDF over a log time axis) and the resident size
  * over time in the last run (the child samples /proc/self/statm every 5 ms;
- * for wbgc conc also heap_alloc, the bytes in objects).
+ * for wbgc conc and Go also the bytes in objects: heap_alloc, HeapAlloc).
  *
- * A backend whose binaries are missing (Boehm without libgc-dev) is skipped
- * with one line. A child that fails (exit status, signal, wrong check) is
+ * A backend whose binaries are missing (Boehm without libgc-dev, Go without
+ * golang-go) is skipped with one line. A child that fails (exit status, signal, wrong check) is
  * reported with its log, and its row says FAILED. */
 #include <errno.h>
 #include <math.h>
@@ -110,9 +119,10 @@ static const variant VARIANTS[] = {
     { "boehm", "single", "Boehm single", "#ff7f0e", "7 4" },
     { "boehm", "parallel", "Boehm parallel", "#d62728", "7 4" },
     { "boehm", "incr", "Boehm incr", "#8c8c00", "7 4" },
+    { "go", "conc", "Go", "#2ca02c", "10 3 2 3" },
     { "malloc", "malloc", "malloc/free", "#7f7f7f", "2 3" },
 };
-enum { NV = sizeof VARIANTS / sizeof VARIANTS[0], V_WBGC_CONC = 0, V_BOEHM_PAR = 4, MAX_RUNS = 50 };
+enum { NV = sizeof VARIANTS / sizeof VARIANTS[0], V_WBGC_CONC = 0, V_BOEHM_PAR = 4, V_GO = 6, MAX_RUNS = 50 };
 
 /* ---- results ------------------------------------------------------------- */
 
@@ -135,6 +145,9 @@ typedef struct {
     char why[256];           /* what failed */
     dvec pauses, colls;      /* ns */
     dvec st, srss, sheap;    /* samples: s, MiB, MiB */
+    double stw_phases, stw_max;   /* Go: single stop-the-world phases, longest (ns, bucket edge) */
+    char version[64];        /* Go: runtime.Version(), GOGC, GOMAXPROCS */
+    int gogc, gomaxprocs;
 } result;
 
 static result R[NB][NV][MAX_RUNS];
@@ -166,6 +179,11 @@ static int parse_result(const char *path, result *r) {
         else if (sscanf(line, "cycles %lf", &a) == 1) r->cycles = a;
         else if (sscanf(line, "lost %ld", &r->lost) == 1) {}
         else if (sscanf(line, "markers %d", &r->markers) == 1) {}
+        else if (sscanf(line, "stw_phases %lf", &r->stw_phases) == 1) {}
+        else if (sscanf(line, "stw_max_ns %lf", &r->stw_max) == 1) {}
+        else if (sscanf(line, "version %63s", r->version) == 1) {}
+        else if (sscanf(line, "gogc %d", &r->gogc) == 1) {}
+        else if (sscanf(line, "gomaxprocs %d", &r->gomaxprocs) == 1) {}
         else if (!strncmp(line, "check ", 6)) {
             snprintf(check, sizeof check, "%.200s", line + 6);
             check[strcspn(check, "\n")] = 0;
@@ -258,6 +276,8 @@ typedef struct {
     double pmax, p99, pmean, cmax, wall_ratio, rss_ratio;
     long lost;
     int markers;
+    double stw_phases, stw_max;   /* Go: median single phases per run, longest over runs */
+    const result *last;           /* the last successful run (Go: its version, GOGC...) */
     dvec all;   /* pooled pauses, sorted */
 } summary;
 
@@ -266,6 +286,7 @@ static summary S[NB][NV];
 static void summarise(int b, int v) {
     summary *s = &S[b][v];
     double wall[MAX_RUNS], cpu[MAX_RUNS], rss[MAX_RUNS], cyc[MAX_RUNS], np[MAX_RUNS], ratio[MAX_RUNS];
+    double stw[MAX_RUNS];
     int n = 0, nr = 0;
     s->cmax = NAN;
     for (int r = 0; r < O.runs; r++) {
@@ -278,7 +299,10 @@ static void summarise(int b, int v) {
         rss[n] = x->rss_mib;
         cyc[n] = x->cycles;
         np[n] = (double)x->pauses.n;
+        stw[n] = x->stw_phases;
         n++;
+        s->last = x;
+        if (x->stw_max > s->stw_max) s->stw_max = x->stw_max;
         s->lost += x->lost;
         s->markers = x->markers;
         for (size_t i = 0; i < x->pauses.n; i++) dpush(&s->all, x->pauses.v[i]);
@@ -294,6 +318,7 @@ static void summarise(int b, int v) {
     s->rss = median(rss, n);
     s->cycles = median(cyc, n);
     s->npauses = median(np, n);
+    s->stw_phases = median(stw, n);
     s->wall_ratio = nr ? median(ratio, nr) : NAN;
     qsort(s->all.v, s->all.n, sizeof(double), cmp_double);
     s->pmax = s->all.n ? s->all.v[s->all.n - 1] : NAN;
@@ -301,7 +326,9 @@ static void summarise(int b, int v) {
     double sum = 0;
     for (size_t i = 0; i < s->all.n; i++) sum += s->all.v[i];
     s->pmean = s->all.n ? sum / (double)s->all.n : NAN;
-    if (VARIANTS[v].backend[0] == 'w') s->cmax = s->pmax;
+    /* wbgc and Go mark and sweep beside the program: their longest
+       collection, for the mutator, is their longest pause */
+    if (VARIANTS[v].backend[0] == 'w' || !strcmp(VARIANTS[v].backend, "go")) s->cmax = s->pmax;
 }
 
 /* ---- formatting ----------------------------------------------------------- */
@@ -372,6 +399,20 @@ static void print_table(FILE *f, int b) {
         fprintf(f, "Boehm parallel ran %d markers (GC_get_parallel() + 1); wbgc conc ran %ld background "
                    "mark worker(s) (mark_workers = -1: a quarter of the CPUs, at least 1).\n\n",
                 S[b][V_BOEHM_PAR].markers, (long)(sysconf(_SC_NPROCESSORS_ONLN) / 4 > 1 ? sysconf(_SC_NPROCESSORS_ONLN) / 4 : 1));
+    summary *g = &S[b][V_GO];
+    if (applies(b, V_GO) && g->nok) {
+        char m[32];
+        fprintf(f, "Go (%s, GOGC=%d, GOMAXPROCS=%d; background mark workers take a quarter of GOMAXPROCS): "
+                   "each of its pauses is one GC cycle's `MemStats.PauseNs`, the sum of that cycle's "
+                   "stop-the-world phases (sweep termination + mark termination). ",
+                g->last->version, g->last->gogc, g->last->gomaxprocs);
+        if (g->stw_max > 0)
+            fprintf(f, "Counted one by one (`/gc/pauses:seconds`) there were %.0f phases in %.0f cycles "
+                       "(medians per run), and the longest single phase was at most %s (its histogram "
+                       "bucket's upper edge).\n\n",
+                    g->stw_phases, g->cycles, fmt_ns(g->stw_max, m, sizeof m));
+        else fprintf(f, "\n\n");
+    }
 }
 
 /* The targets, for wbgc's default (conc) against Boehm's default. */
@@ -494,7 +535,7 @@ static void chart_pauses(int b, const char *path) {
         free(xs);
         free(ys);
         char suffix[64];
-        snprintf(suffix, sizeof suffix, " (%zu)", a->n);
+        snprintf(suffix, sizeof suffix, "%s (%zu)", v == V_GO ? " per cycle" : "", a->n);
         svg_legend(f, k, &VARIANTS[v], suffix, VARIANTS[v].dash);
         k++;
     }
@@ -546,10 +587,10 @@ static void chart_rss(int b, const char *path) {
         for (size_t i = 0; i < n; i++) { xs[i] = PX(x->st.v[i]); ys[i] = PY(x->srss.v[i]); }
         svg_line(f, xs, ys, n, VARIANTS[v].color, VARIANTS[v].dash);
         svg_legend(f, k++, &VARIANTS[v], "", VARIANTS[v].dash);
-        if (v == V_WBGC_CONC) {   /* bytes in objects, to set against the RSS */
+        if (v == V_WBGC_CONC || v == V_GO) {   /* bytes in objects, to set against the RSS */
             for (size_t i = 0; i < n; i++) ys[i] = PY(x->sheap.v[i]);
             svg_line(f, xs, ys, n, VARIANTS[v].color, "3 2");
-            svg_legend(f, k++, &VARIANTS[v], " heap_alloc", "3 2");
+            svg_legend(f, k++, &VARIANTS[v], v == V_GO ? " HeapAlloc" : " heap_alloc", "3 2");
         }
         free(xs);
         free(ys);
@@ -578,11 +619,19 @@ static const char *METHOD =
     "markers only at the first thread creation otherwise, so a single-threaded program would never mark in "
     "parallel). Boehm's heap growth is its default (`GC_free_space_divisor` 3); wbgc's is `gc_percent = 100`: "
     "the two trade memory for time differently, which the RSS column shows.\n\n"
+    "Go's rows run the same three programs written in Go (`examples/bench/go`, one module, built with "
+    "`go build`): the same sizes, options, random numbers, checks and output, `&T{...}` for every object, "
+    "plain pointer stores (the compiler adds Go's write barrier), goroutines for threads, and Go's defaults: "
+    "`GOGC=100` (heap goal twice what the last cycle found live, like wbgc's `gc_percent = 100`), "
+    "`GOMAXPROCS` = the CPUs, one mode (`conc`: concurrent mark and sweep, background mark workers on a "
+    "quarter of the Ps, mark assists). Go decides by escape analysis what goes on the heap: in `gcbench` the "
+    "root of each top-down tree stays on the stack (about 0.3% of the nodes); `mutate`'s temporaries are "
+    "made in a function that is not inlined, so they are heap garbage as in C.\n\n"
     "`build/gcb/report` runs each benchmark x backend x mode as its own process (fork/exec), the runs "
     "interleaved (run 1 of everything, then run 2, ...). Per row: medians over runs of the wall time (taken by "
     "the child from its start-up to its last check), the CPU time (user + system of all threads, from "
     "`wait4`), the peak resident size (`ru_maxrss` from `wait4`) and the cycle count (wbgc: `stats.cycles`; "
-    "Boehm: `GC_get_gc_no()` difference). Pauses are pooled over all runs:\n\n"
+    "Boehm: `GC_get_gc_no()` difference; Go: `MemStats.NumGC` difference). Pauses are pooled over all runs:\n\n"
     "- **wbgc**: the stop-the-world pauses wbgc times itself. A sampler thread in the child, holding no P, "
     "calls `wbgc_get_stats` every 5 ms and takes the new entries of its 256-entry pause ring, so no pause is "
     "missed unless 256 happen within 5 ms (counted as lost and reported below the table).\n"
@@ -590,16 +639,28 @@ static const char *METHOD =
     "`GC_EVENT_POST_START_WORLD` (from before the first thread is told to stop until after the last one is "
     "restarted), timed with `CLOCK_MONOTONIC` into preallocated buffers. \"Longest collection\" is the "
     "longest `GC_EVENT_START` to `GC_EVENT_END`: with one marker, the thread that triggered the collection "
-    "is held for all of it. Boehm's incremental mode reports no such events (\"-\"). For wbgc that column "
-    "repeats the longest pause: its marking and sweeping run beside the program.\n"
-    "- Neither pause figure includes time a thread spends collecting on its own while the others run "
-    "(wbgc's mark assists, Boehm's incremental marking steps).\n\n"
+    "is held for all of it. Boehm's incremental mode reports no such events (\"-\"). For wbgc and Go that "
+    "column repeats the longest pause: their marking and sweeping run beside the program.\n"
+    "- **Go**: `runtime.MemStats.PauseNs`, one entry per GC cycle, and that entry is the sum of the cycle's "
+    "stop-the-world phases (Go's runtime, `src/runtime/mgc.go`: `gcStart` and `gcMarkDone`/"
+    "`gcMarkTermination` add each stop to `work.pauseNS`, which is stored once per cycle): sweep "
+    "termination and mark termination, each from the request to stop (the time for every goroutine to reach "
+    "a safe point counts) to the restart (the mark-termination stop is taken just before its restart). So a "
+    "Go pause is not one stop: it is at least the cycle's longest stop and, in the usual two-stop cycle, at "
+    "most twice it, and Go's pause count is its cycle count, where wbgc counts its two stops apart. The note "
+    "below each table gives Go's single stops as `runtime/metrics` counts them (`/gc/pauses:seconds`, a "
+    "histogram: the longest to within 1/16 of its length). The child reads the cycle count and the bytes in "
+    "objects from `runtime/metrics` every 5 ms (that does not stop the world) and calls "
+    "`runtime.ReadMemStats` (that does) only once 128 cycles have ended since it last read the 256-entry "
+    "ring, and once at the end: no cycle is missed unless more than 128 end within 5 ms.\n"
+    "- None of the pause figures includes time a thread spends collecting on its own while the others run "
+    "(wbgc's and Go's mark assists, Boehm's incremental marking steps).\n\n"
     "Ratios: *wall / Boehm* is this row's wall time over Boehm parallel's (Boehm's default) in the same run, "
     "median over runs; *RSS / Boehm* is the ratio of the medians; *Boehm max pause / this* is Boehm "
     "parallel's longest pause over this row's. The charts in `charts/` (SVG, drawn by `report.c`): per "
     "benchmark, the pause distribution (pooled runs, log time axis) and the resident size over time of the "
-    "last run of each backend (sampled every 5 ms from `/proc/self/statm`; for wbgc conc also "
-    "`heap_alloc`, the bytes in objects).\n\n";
+    "last run of each backend (sampled every 5 ms from `/proc/self/statm`; for wbgc conc and Go also the "
+    "bytes in objects: wbgc's `heap_alloc`, Go's `HeapAlloc` as `/memory/classes/heap/objects:bytes`).\n\n";
 
 static void capture_machine(FILE *out) {
     /* bench.h prints to stdout: point stdout at a temporary file meanwhile */
@@ -672,7 +733,7 @@ int main(int argc, char **argv) {
     snprintf(O.tmp, sizeof O.tmp, "%s/runs", O.bin);
     mkdir_p(O.tmp);
 
-    int missing_boehm = 0;
+    int missing_boehm = 0, missing_go = 0;
     for (int v = 0; v < NV; v++) {
         have_backend[v] = 1;
         for (int b = 0; b < NB; b++) {
@@ -683,11 +744,13 @@ int main(int argc, char **argv) {
             if (access(exe, X_OK)) {
                 have_backend[v] = 0;
                 if (!strcmp(VARIANTS[v].backend, "boehm")) missing_boehm = 1;
+                else if (!strcmp(VARIANTS[v].backend, "go")) missing_go = 1;
                 else { fprintf(stderr, "report: %s is missing: run ./build.sh first\n", exe); return 1; }
             }
         }
     }
     if (missing_boehm) printf("== skipped Boehm GC backends: apt-get install libgc-dev (then ./build.sh)\n");
+    if (missing_go) printf("== skipped Go peers: apt-get install golang-go (then ./build.sh)\n");
 
     char start_load[64], date[64];
     snprintf(start_load, sizeof start_load, "%s", loadavg());
@@ -712,7 +775,7 @@ int main(int argc, char **argv) {
     size_t doclen = 0;
     FILE *f = open_memstream(&doc, &doclen);
     if (!f) { perror("report: open_memstream"); return 1; }
-    fprintf(f, "# wbgc against Boehm GC and malloc: cross-collector benchmarks\n\n");
+    fprintf(f, "# wbgc against Boehm GC, Go and malloc: cross-collector benchmarks\n\n");
     fprintf(f, "Written by `build/gcb/report` (`examples/bench/gc/report.c`) on %s%s. Command:", date,
             O.quick ? " (QUICK smoke run: reduced sizes, 1 run; not for comparison)" : "");
     for (int i = 0; i < argc; i++) fprintf(f, " `%s`", argv[i]);
@@ -722,6 +785,7 @@ int main(int argc, char **argv) {
     fprintf(f, "- load average at start: %s, at end: %s (2 shared cores: other work on the machine skews "
                "every number)\n\n", start_load, loadavg());
     if (missing_boehm) fprintf(f, "Boehm GC was not installed (apt-get install libgc-dev): its rows are missing.\n\n");
+    if (missing_go) fprintf(f, "Go was not installed (apt-get install golang-go): its rows are missing.\n\n");
     fprintf(f, "## Results\n\n");
     int failures = 0;
     for (int b = 0; b < NB; b++) {

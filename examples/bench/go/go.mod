@@ -1,0 +1,3 @@
+module wbgcbench
+
+go 1.19
