@@ -64,9 +64,13 @@
        memory_limit  0     soft limit on bytes in objects: cycles run to stay
                            under it; an allocation that would still exceed it
                            after a full cycle fails (NULL, after on_error)
-       mark_workers  -1    background mark threads; -1 picks from the CPU count;
+       mark_workers  -1    background mark threads; -1 picks from the CPU count
+                           (a quarter of the CPUs, at least 1; in WBGC_STW
+                           mode one per CPU but one, which mark beside the
+                           collecting thread while the world is stopped);
                            0: none: incremental mode, where marking runs only
-                           in assists (allocation) and wbgc_collect
+                           in assists (allocation) and wbgc_collect (in
+                           WBGC_STW mode: the collecting thread marks alone)
        flags         0     WBGC_STW, WBGC_CHECK, WBGC_TRACE, WBGC_NO_STACK_SCAN,
                            WBGC_VERIFY, WBGC_FINALIZE_ON_DEMAND (ON
                            FINALIZERS). Environment: WBGC_TRACE=1 adds
@@ -353,7 +357,8 @@ typedef struct wbgc_config {
                                default 100; negative: no automatic cycles   */
     size_t   memory_limit;  /* soft limit in bytes; 0: none                 */
     int      mark_workers;  /* background mark threads; -1: automatic
-                               (default); 0: none (incremental mode)        */
+                               (default); 0: none (incremental mode). In
+                               WBGC_STW mode they mark in the pause       */
     unsigned flags;         /* WBGC_* flags above                           */
     /* called with a message when the collector detects misuse or runs out
        of memory; default prints to stderr (and aborts on misuse)           */
@@ -877,8 +882,10 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
       heap keeps more backed than its goal plus a tenth and 4 MiB.
 
    WBGC_STW runs 2-5 with the world stopped throughout, the barrier never
-   on. mark_workers = 0 runs no collector thread: marking progresses only
-   through assists and wbgc_collect (incremental mode).
+   on; the mark workers, if any, mark beside the collecting thread in that
+   pause (wbgc__stw_mark). mark_workers = 0 runs no collector thread:
+   marking progresses only through assists and wbgc_collect (incremental
+   mode).
 
    INVARIANTS (named where code relies on them)
 
@@ -1498,6 +1505,14 @@ struct wbgc_heap {
     uint64_t        start_pause_ns;
     const char     *start_why;       /* what started the cycle, for the trace */
     int             shutdown;        /* sched_lock: threads exit */
+    /* A stop-the-world mark's helpers (wbgc__stw_mark): the workers join
+       the collecting thread while the world is stopped. */
+    uint64_t        stw_round;       /* sched_lock: +1 calls the workers */
+    int             stw_open;        /* work_lock: a round takes helpers */
+    int             stw_markers;     /* work_lock: markers in the round */
+    int             stw_idle;        /* work_lock: of them, out of work */
+    int             stw_done;        /* work_lock: all idle, no work left */
+    pthread_cond_t  stw_cv;          /* work_lock: idle markers, the end */
     int             nworkers;
     pthread_t      *workers;
     int             has_sweeper;
@@ -3975,16 +3990,96 @@ static void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self);
    MARK, tries to end the phase when it finds nothing, and sleeps
    otherwise. Not a P: it never allocates and never touches a P's buffers
    except through a take. */
+/* wbgc__stw_drain marks, as one of a stop-the-world mark's markers, until
+   no marker holds work and the global list is empty: drain, then wait
+   idle; the last marker to go idle with nothing left ends the round.
+   Work reaches idle markers through the global list (wbgc__drain gives
+   part of its work away when the list is empty); they look for it every
+   50 us. World stopped. */
+static void wbgc__stw_drain(wbgc_heap *h, wbgc__gcwork *g)
+{
+    for (;;) {
+        wbgc__drain(h, g, UINT64_MAX, NULL);  /* leaves g empty */
+        pthread_mutex_lock(&h->work_lock);
+        h->stw_idle++;
+        while (!h->stw_done && !h->work_full) {
+            if (h->stw_idle == h->stw_markers) {
+                h->stw_done = 1;
+                pthread_cond_broadcast(&h->stw_cv);
+                break;
+            }
+            struct timespec ts;
+            wbgc__deadline(&ts, 50000);
+            pthread_cond_timedwait(&h->stw_cv, &h->work_lock, &ts);
+        }
+        int done = h->stw_done;
+        if (!done) h->stw_idle--;
+        pthread_mutex_unlock(&h->work_lock);
+        if (done) return;
+    }
+}
+
+/* wbgc__stw_help: a worker joins the stop-the-world mark that called it,
+   unless it has ended already, and leaves with its marks counted. */
+static void wbgc__stw_help(wbgc_heap *h, wbgc__gcwork *g)
+{
+    pthread_mutex_lock(&h->work_lock);
+    int join = h->stw_open && !h->stw_done;
+    if (join) h->stw_markers++;
+    pthread_mutex_unlock(&h->work_lock);
+    if (!join) return;
+    wbgc__stw_drain(h, g);
+    wbgc__gcw_dispose(h, g);  /* its marked bytes to the cycle */
+    pthread_mutex_lock(&h->work_lock);
+    h->stw_markers--;
+    pthread_cond_broadcast(&h->stw_cv);
+    pthread_mutex_unlock(&h->work_lock);
+}
+
+/* wbgc__stw_mark marks from g's grey objects to the end, world stopped:
+   alone, or with the workers (WBGC_STW with mark_workers) as helpers,
+   whom it waits for before it returns. */
+static void wbgc__stw_mark(wbgc_heap *h, wbgc__gcwork *g)
+{
+    if (!h->nworkers) {
+        wbgc__drain(h, g, UINT64_MAX, NULL);
+        return;
+    }
+    pthread_mutex_lock(&h->work_lock);
+    h->stw_open = 1;
+    h->stw_markers = 1;
+    h->stw_idle = h->stw_done = 0;
+    pthread_mutex_unlock(&h->work_lock);
+    pthread_mutex_lock(&h->sched_lock);
+    h->stw_round++;
+    pthread_cond_broadcast(&h->work_cv);
+    pthread_mutex_unlock(&h->sched_lock);
+    wbgc__stw_drain(h, g);
+    pthread_mutex_lock(&h->work_lock);
+    h->stw_open = 0;  /* a worker that wakes only now stays out */
+    while (h->stw_markers > 1) pthread_cond_wait(&h->stw_cv, &h->work_lock);
+    h->stw_markers = 0;
+    pthread_mutex_unlock(&h->work_lock);
+}
+
 static void *wbgc__worker_main(void *arg)
 {
     wbgc_heap *h = (wbgc_heap *)arg;
     wbgc__gcwork g;
     memset(&g, 0, sizeof g);
     pthread_mutex_lock(&h->sched_lock);
+    uint64_t round = h->stw_round;
     for (;;) {
-        while (!h->shutdown && WBGC__LOAD(h->phase) != WBGC__PHASE_MARK)
+        while (!h->shutdown && WBGC__LOAD(h->phase) != WBGC__PHASE_MARK && h->stw_round == round)
             pthread_cond_wait(&h->work_cv, &h->sched_lock);
         if (h->shutdown) break;
+        if (h->stw_round != round) {  /* a stop-the-world mark calls */
+            round = h->stw_round;
+            pthread_mutex_unlock(&h->sched_lock);
+            wbgc__stw_help(h, &g);
+            pthread_mutex_lock(&h->sched_lock);
+            continue;
+        }
         pthread_mutex_unlock(&h->sched_lock);
         /* In rounds, so that assists can count the work as it is done. */
         uint64_t did = wbgc__mark_some(h, &g, WBGC__BG_ROUND, 1, NULL);
@@ -5520,6 +5615,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
         pthread_mutex_unlock(&h->gc_lock);
         return;
     }
+    wbgc__fork_restart_threads(h);  /* after a fork, in the child */
     __atomic_store_n(&h->cycles_started, h->cycles_started + 1, __ATOMIC_RELEASE);
     uint64_t t0 = wbgc__now_ns();
     wbgc__stop_world(h, self);
@@ -5533,7 +5629,7 @@ static WBGC__NOINLINE void wbgc__collect_stw(wbgc_p *self, int forced, const cha
     pthread_mutex_unlock(&h->roots_lock);
     wbgc__specials_roots(h, g);
     for (wbgc_p *q = h->ps; q; q = q->next) wbgc__scan_p(h, g, q);
-    wbgc__drain(h, g, UINT64_MAX, NULL);
+    wbgc__stw_mark(h, g);
     wbgc__gcw_dispose(h, g);
     WBGC_ASSERT(WBGC__LOAD(h->work_full) == NULL);
     if (h->cfg.flags & WBGC_VERIFY) wbgc__verify(h, 0);
@@ -5724,6 +5820,7 @@ static void wbgc__fork_new_conds(wbgc_heap *h)
     pthread_cond_init(&h->parked_cv, &ca);  /* timed, on this clock: wbgc__wait_for_ps */
     pthread_cond_init(&h->work_cv, &ca);
     pthread_cond_init(&h->cycle_cv, &ca);
+    pthread_cond_init(&h->stw_cv, &ca);
     pthread_condattr_destroy(&ca);
 }
 
@@ -6019,13 +6116,14 @@ static void wbgc__env_overrides(wbgc_heap *tmp, wbgc_config *cfg)
     }
 }
 
-/* wbgc__start_threads starts the background mark workers and the sweeper
-   (concurrent mode only; incremental and stop-the-world modes run none).
+/* wbgc__start_threads starts the mark workers (concurrent and
+   stop-the-world modes) and the background sweeper (concurrent mode only;
+   incremental mode runs neither).
    A thread that cannot be created is reported; the collector still works
    with fewer (assists and safepoints carry the marking). */
 static void wbgc__start_threads(wbgc_heap *h)
 {
-    if ((h->cfg.flags & WBGC_STW) || h->cfg.mark_workers <= 0) return;
+    if (h->cfg.mark_workers <= 0) return;
     h->workers = (pthread_t *)calloc((size_t)h->cfg.mark_workers, sizeof(pthread_t));
     for (int i = 0; h->workers && i < h->cfg.mark_workers; i++) {
         int err = pthread_create(&h->workers[h->nworkers], NULL, wbgc__worker_main, h);
@@ -6035,6 +6133,7 @@ static void wbgc__start_threads(wbgc_heap *h)
         }
         h->nworkers++;
     }
+    if (h->cfg.flags & WBGC_STW) return;  /* it sweeps in the pause */
     int err = pthread_create(&h->sweeper, NULL, wbgc__sweeper_main, h);
     if (err) wbgc__report(h, "wbgc: error: cannot start the background sweeper: %s", strerror(err));
     else h->has_sweeper = 1;
@@ -6075,7 +6174,10 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     }
     if (c.mark_workers == -1) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c.mark_workers = n >= 8 ? (int)(n / 4) : 1;  /* a quarter of the CPUs */
+        if (c.flags & WBGC_STW)  /* every CPU marks while the world is stopped */
+            c.mark_workers = n > 1 ? (int)(n > 64 ? 63 : n - 1) : 0;
+        else
+            c.mark_workers = n >= 8 ? (int)(n / 4) : 1;  /* a quarter of the CPUs */
     }
     pthread_once(&wbgc__classes_once, wbgc__classes_init);
 
@@ -6107,6 +6209,7 @@ WBGCDEF wbgc_heap *wbgc_heap_new(const wbgc_config *cfg)
     pthread_cond_init(&h->parked_cv, &ca);  /* timed: wbgc__wait_for_ps */
     pthread_cond_init(&h->work_cv, &ca);
     pthread_cond_init(&h->cycle_cv, &ca);
+    pthread_cond_init(&h->stw_cv, &ca);  /* timed: wbgc__stw_drain */
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&h->markdone_lock, NULL);
     pthread_mutex_init(&h->gc_lock, NULL);
@@ -6212,6 +6315,7 @@ WBGCDEF void wbgc_heap_free(wbgc_heap *h)
     pthread_cond_destroy(&h->resume_cv);
     pthread_cond_destroy(&h->work_cv);
     pthread_cond_destroy(&h->cycle_cv);
+    pthread_cond_destroy(&h->stw_cv);
     pthread_mutex_destroy(&h->markdone_lock);
     pthread_mutex_destroy(&h->gc_lock);
     pthread_mutex_destroy(&h->roots_lock);
