@@ -271,6 +271,19 @@ cmd_test() {
     # 6. the Lisp interpreter's programs, in every collector mode
     run_suite lisp-tests bash examples/lisp/run_tests.sh "$OUT/lisp"; stop_on_failure
 
+    # 6b. Boehm GC's interface on wbgc (examples/boehm): programs written to
+    # Boehm's API, each against the layer and, when libgc-dev is there,
+    # against real Boehm GC with the same output; the layer's threaded ones
+    # again under ThreadSanitizer
+    run_suite boehm-layer bash examples/boehm/run.sh test "$OUT/boehm"; stop_on_failure
+    if can_build "$CC" -fsanitize=thread; then
+        ONLY=layer CHECK_MODE=0 CFLAGS_EXTRA="-O1 -g -fsanitize=thread -DWBGC_NO_ASM" \
+            TESTS="blocking finalize huge incremental misc realloc threads uncollectable" \
+            TSAN_OPTIONS=halt_on_error=1 \
+            run_suite boehm-layer-tsan bash examples/boehm/run.sh test "$OUT/boehm-tsan"
+        stop_on_failure
+    fi
+
     # 7. aarch64 (weakly ordered: what x86 forgives shows there), under qemu
     if have aarch64-linux-gnu-gcc && { have qemu-aarch64 || have qemu-aarch64-static; }; then
         run_suite test-aarch64-qemu bash tests/aarch64.sh "$OUT"; stop_on_failure
@@ -306,6 +319,8 @@ cmd_bench() {
     # and examples/bench/charts, --quick writes to build/gcb/quick instead
     local q=""
     for a in "$@"; do [ "$a" = --quick ] && q=--quick; done
+    echo "== examples/boehm/run.sh bench (Boehm-API programs: real Boehm GC against the wbgc layer)"
+    bash examples/boehm/run.sh bench "$OUT/boehm"
     echo "== $OUT/gcb/report $q (wbgc against Boehm GC, Go and malloc)"
     "$OUT/gcb/report" $q
 }

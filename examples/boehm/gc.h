@@ -65,12 +65,18 @@
    GC_MALLOC_UNCOLLECTABLE: an object that is a root and never collected,
    kept in a table the collector scans. GC_set_max_heap_size is wbgc's
    memory_limit: bytes in objects, not the heap's address space.
-   GC_expand_hp only raises nothing and succeeds. GC_collect_a_little runs
-   a safepoint and returns 0. GC_register_finalizer_no_order is ordered
-   (as GC_register_finalizer: a cycle of finalizable objects is not
-   finalized). Finalizers run on a thread of the heap's own unless
-   GC_set_finalize_on_demand(1) is called before the first allocation;
-   then only in GC_invoke_finalizers. Shared libraries' data is a root
+   GC_expand_hp does nothing and succeeds; GC_get_heap_size is the memory
+   the heap has or, while that is smaller, its goal. GC_collect_a_little
+   runs a safepoint and returns 0. Every finalizer ignores pointers from
+   its object to itself (Boehm's _ignore_self: with a plain
+   GC_register_finalizer, an object that points to itself is never
+   finalized in Boehm, and is here); GC_register_finalizer_no_order is
+   ordered (a cycle of finalizable objects is not finalized, and in a
+   chain a->b, b's finalizer runs a cycle after a's). Finalizers run on
+   a thread of the heap's own unless GC_set_finalize_on_demand(1) is
+   called before the first allocation; then only in GC_invoke_finalizers.
+   A value passed to pthread_exit is kept alive until the join, as a
+   returned one is (Boehm keeps only the returned one). Shared libraries' data is a root
    when the heap is made (dl_iterate_phdr); a library opened later with
    dlopen is not scanned unless the program adds its data with
    GC_add_roots. In incremental mode a disappearing link is read inside
@@ -132,6 +138,7 @@ GC_API void   GC_set_free_space_divisor(GC_word divisor);
 GC_API GC_word GC_get_free_space_divisor(void);
 GC_API void   GC_set_max_heap_size(GC_word bytes);
 GC_API int    GC_expand_hp(size_t bytes);
+GC_API void   GC_set_manual_vdb_allowed(int on);    /* always: the barrier is there */
 GC_API void   GC_set_warn_proc(GC_warn_proc proc);
 GC_API GC_warn_proc GC_get_warn_proc(void);
 GC_API void   GC_set_oom_fn(GC_oom_func fn);

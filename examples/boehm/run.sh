@@ -25,7 +25,10 @@
 # linked in; extra files are not run as tests of their own.
 #
 # Environment: CC (default gcc); TESTS="finalize misc" runs only those;
-# TIMEOUT seconds per run (default 60); RUNS for bench (default 5).
+# TIMEOUT seconds per run (default 60); RUNS for bench (default 5);
+# ONLY=layer|libgc builds only that one; CFLAGS_EXTRA is added to every
+# compile (e.g. "-fsanitize=thread -DWBGC_NO_ASM"); CHECK_MODE=0 leaves out
+# the layer's check-mode pair (its plain-stores half races on purpose).
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)          # examples/boehm
@@ -39,6 +42,8 @@ mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 
 FLAGS=(-O2 -Wall -Wextra -Werror -DGC_THREADS)
+# shellcheck disable=SC2206  # CFLAGS_EXTRA is a list of words on purpose
+FLAGS+=(${CFLAGS_EXTRA:-})
 LAYER_SRC=$HERE/gc_wbgc.c
 
 # ---- which builds are possible -------------------------------------------
@@ -118,8 +123,9 @@ build() {
 
 # The builds to make, in the order they run.
 BUILDS=()
-[ "$HAVE_LIBGC" = 1 ] && BUILDS+=(libgc)
-[ "$HAVE_LAYER" != 0 ] && BUILDS+=(layer)
+[ "$HAVE_LIBGC" = 1 ] && [ "${ONLY:-libgc}" = libgc ] && BUILDS+=(libgc)
+[ "$HAVE_LAYER" != 0 ] && [ "${ONLY:-layer}" = layer ] && BUILDS+=(layer)
+[ "${ONLY:-}" = layer ] && HAVE_LIBGC=0   # nothing to compare with
 
 # ---- test ----------------------------------------------------------------
 
@@ -165,6 +171,30 @@ run_tests() {
             fi
         done
     done
+    # Check mode (layer only): incremental.c, whose every store is marked,
+    # passes with wbgc's verifier on; built with -DPLAIN_STORES it asks for
+    # concurrency without marking its stores, and must fail loudly (the
+    # verifier's report, abort) rather than lose objects quietly.
+    if [ "$HAVE_LAYER" = 1 ] && [ "${CHECK_MODE:-1}" != 0 ] && [ "${ONLY:-layer}" = layer ] &&
+       { [ -z "${TESTS:-}" ] || grep -qw incremental <<< "$TESTS"; }; then
+        local src="$HERE/tests/incremental.c" bin="$OUT/layer/incremental-plain"
+        if [ -x "$OUT/layer/incremental" ] &&
+           WBGC_MODE=check timeout "$TIMEOUT" "$OUT/layer/incremental" > /dev/null 2> "$OUT/layer/incremental.check.err"; then
+            pass=$((pass + 1)); echo "ok   boehm/incremental (layer, WBGC_MODE=check: nothing lost)"
+        else
+            fail=$((fail + 1)); echo "FAIL boehm/incremental (layer, WBGC_MODE=check)"
+            tail -n 5 "$OUT/layer/incremental.check.err" | sed 's/^/     /'
+        fi
+        if "$CC" "${FLAGS[@]}" -I"$HERE" -DPLAIN_STORES "$src" "$OUT/layer/gc_wbgc.o" -o "$bin" -pthread -lm \
+               > "$bin.build" 2>&1 &&
+           ! (WBGC_MODE=check timeout "$TIMEOUT" "$bin" > /dev/null 2> "$bin.err"; exit $?) 2> /dev/null &&
+           grep -q "wbgc: fatal: verifier" "$bin.err"; then
+            pass=$((pass + 1)); echo "ok   boehm/incremental -DPLAIN_STORES (layer, WBGC_MODE=check: fails loudly)"
+        else
+            fail=$((fail + 1)); echo "FAIL boehm/incremental -DPLAIN_STORES (layer, WBGC_MODE=check): no verifier report"
+            tail -n 5 "$bin.err" "$bin.build" 2> /dev/null | sed 's/^/     /'
+        fi
+    fi
     echo "$pass passed, $fail failed"
     [ $fail -eq 0 ]
 }

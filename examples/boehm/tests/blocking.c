@@ -1,9 +1,10 @@
-/* blocking.c — threads blocked in plain system calls (no GC_do_blocking)
-   while others collect. Boehm GC stops threads with signals, so a program
-   written for it may block anywhere: in pthread_mutex_lock, in
-   pthread_cond_wait, in read(), in nanosleep, in pthread_join, and the
-   collector must neither wait for those threads forever nor lose what their
-   stacks hold.
+/* blocking.c — threads blocked in plain calls while others collect.
+   Boehm GC stops threads with signals, so a program written for it may
+   block anywhere: in pthread_mutex_lock, in pthread_cond_wait, in read(),
+   in nanosleep, in pthread_join, and the collector must neither wait for
+   those threads forever nor lose what their stacks hold. The wbgc layer
+   redirects the pthread calls and the sleeps; read() it cannot, so that
+   one is wrapped in GC_do_blocking (Boehm's own call for it).
 
    Each blocked thread keeps a list of GC objects only on its own stack,
    blocks, and once woken checks the list and allocates some more. Main
@@ -52,6 +53,15 @@ static int list_ok(const struct node *n, long base, long len) {
     return n == NULL;
 }
 
+/* read_one: blocks in read() until the main thread writes a byte. */
+static void *read_one(void *unused)
+{
+    (void)unused;
+    char c;
+    while (read(pipe_fd[0], &c, 1) != 1) {}
+    return NULL;
+}
+
 static void *blocker(void *arg) {
     int kind = (int)(size_t)arg;
     struct node *list = make_list(kind * 100000L, LEN);   /* only on this stack */
@@ -67,8 +77,11 @@ static void *blocker(void *arg) {
         pthread_mutex_unlock(&cond_lock);
         break;
     case B_READ: {
-        char c;
-        while (read(pipe_fd[0], &c, 1) != 1) {}
+        /* GC_do_blocking, which Boehm has too: a layer over a collector
+           that stops threads at safepoints (the wbgc layer, gc.h THREADS)
+           cannot see a thread blocked in read(); the calls it cannot
+           redirect are wrapped */
+        GC_do_blocking(read_one, NULL);
         break;
     }
     case B_SLEEP: {
