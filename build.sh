@@ -273,13 +273,19 @@ cmd_test() {
 
     # 6b. Boehm GC's interface on wbgc (examples/boehm): programs written to
     # Boehm's API, each against the layer and, when libgc-dev is there,
-    # against real Boehm GC with the same output; the layer's threaded ones
-    # again under ThreadSanitizer
+    # against real Boehm GC with the same output; the layer's (not the
+    # benchmarks) again under AddressSanitizer + UBSan and ThreadSanitizer
     run_suite boehm-layer bash examples/boehm/run.sh test "$OUT/boehm"; stop_on_failure
+    local bsan="blocking finalize huge incremental misc realloc threads uncollectable"
+    if can_build "$CC" $san; then
+        ONLY=layer CHECK_MODE=0 CFLAGS_EXTRA="-O1 -g $san" TESTS="$bsan" \
+            ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=0 \
+            run_suite boehm-layer-asan bash examples/boehm/run.sh test "$OUT/boehm-asan"
+        stop_on_failure
+    fi
     if can_build "$CC" -fsanitize=thread; then
         ONLY=layer CHECK_MODE=0 CFLAGS_EXTRA="-O1 -g -fsanitize=thread -DWBGC_NO_ASM" \
-            TESTS="blocking finalize huge incremental misc realloc threads uncollectable" \
-            TSAN_OPTIONS=halt_on_error=1 \
+            TESTS="$bsan" TSAN_OPTIONS=halt_on_error=1 \
             run_suite boehm-layer-tsan bash examples/boehm/run.sh test "$OUT/boehm-tsan"
         stop_on_failure
     fi

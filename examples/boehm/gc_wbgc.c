@@ -718,11 +718,15 @@ int GC_pthread_create(pthread_t *tid, const pthread_attr_t *attr, void *(*start)
     gcw_threads = t;
     pthread_mutex_unlock(&L);
     int e = pthread_create(tid, attr, gcw_thread_main, t);
+    /* The new thread sets its id too; it may also have ended, detached,
+       and freed t already: t is touched only if it is still listed. */
     gcw_lock(&L);
-    if (e) gcw_thread_unlink(t);
-    else t->tid = *tid;
+    int listed = 0;
+    for (gcw_thread *u = gcw_threads; u && !listed; u = u->next) listed = u == t;
+    if (listed && e) gcw_thread_unlink(t);
+    else if (listed) t->tid = *tid;
     pthread_mutex_unlock(&L);
-    if (e) gcw_thread_free(t);
+    if (listed && e) gcw_thread_free(t);
     return e;
 }
 
