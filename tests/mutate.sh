@@ -60,7 +60,7 @@ DEFAULT_TESTS = """
     threads_exchange attach_detach_storm memmove_concurrent
     typed_stw typed_concurrent typed_check_mode_reports typed_layout_errors realloc
     realloc_concurrent
-    stress_concurrent stress_incremental stress_stw stress_check
+    stress_concurrent stress_incremental stress_stw stress_check stress_stw_markers
     stress_typed_concurrent stress_typed_check
     finalizers_concurrent finalizer_order finalizer_resurrection weak_concurrent
     ephemerons_concurrent ephemeron_chain_concurrent ephemeron_chain_incremental
@@ -351,6 +351,12 @@ mutant("roots-no-rescan",
        "regions of wbgc_add_roots_rescan are not scanned again at the end of a mark",
        "    wbgc__rescan_roots(h);\n    /* Decided under roots_lock",
        "    /* Decided under roots_lock")
+
+mutant("stw-helpers-not-awaited",
+       "the collecting thread of a stop-the-world mark goes on to the sweep without waiting for "
+       "the helpers to leave (one may still be marking)",
+       "    while (h->stw_markers > 1) pthread_cond_wait(&h->stw_cv, &h->work_lock);",
+       "    /* MUTANT */")
 
 mutant("object-start-accepts-interior",
        "wbgc__object_start takes an interior pointer for an object's start",
