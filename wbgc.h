@@ -912,9 +912,11 @@ static inline void wbgc_blocking_begin(wbgc_p *p)
    INV-LOCKORDER  markdone_lock -> gc_lock -> sched_lock -> sweeper_lock
                   -> central[i].lock -> heap lock -> specials_gate -> a
                   specials shard's lock -> fin_lock -> links_lock ->
-                  roots_lock, work_lock, stats_lock. Never wait for the world or a hand-shake
-                  while holding a central, heap, roots or work lock. Fork:
-                  wbgc__heaps_lock first, then each heap's in this order.
+                  roots_lock, work_lock, stats_lock. Never wait for the
+                  world or a hand-shake while holding a central, heap,
+                  roots, links or work lock. Fork: wbgc__heaps_lock first,
+                  then each heap's in this order (not links_lock: only a
+                  running P or the pause takes it, and neither is there).
 
    MEMORY ORDER (who publishes what to whom; x86 forgives a missing pair,
    aarch64 does not, so ./build.sh test runs the suite there too)
@@ -3986,10 +3988,6 @@ static void wbgc__try_mark_done(wbgc_heap *h, wbgc_p *self);
    assists (wbgc__assist) after each. */
 #define WBGC__BG_ROUND ((uint64_t)1 << 20)
 
-/* wbgc__worker_main: a background mark worker. It marks while the phase is
-   MARK, tries to end the phase when it finds nothing, and sleeps
-   otherwise. Not a P: it never allocates and never touches a P's buffers
-   except through a take. */
 /* wbgc__stw_drain marks, as one of a stop-the-world mark's markers, until
    no marker holds work and the global list is empty: drain, then wait
    idle; the last marker to go idle with nothing left ends the round.
@@ -4062,6 +4060,10 @@ static void wbgc__stw_mark(wbgc_heap *h, wbgc__gcwork *g)
     pthread_mutex_unlock(&h->work_lock);
 }
 
+/* wbgc__worker_main: a mark worker. It marks while the phase is MARK,
+   tries to end the phase when it finds nothing, helps a stop-the-world
+   mark that calls it (a new stw_round), and sleeps otherwise. Not a P: it
+   never allocates and never touches a P's buffers except through a take. */
 static void *wbgc__worker_main(void *arg)
 {
     wbgc_heap *h = (wbgc_heap *)arg;
