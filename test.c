@@ -7328,19 +7328,26 @@ static void *sps_main(void *arg)
     return NULL;
 }
 
-static void specials_stress_run(unsigned flags, int workers)
+/* open_stress_heap: a heap for the many-cycle tests of the runtime
+   features: the stress gc_percent, a 1 MiB floor, on_error into log. */
+static wbgc_heap *open_stress_heap(errlog *log, unsigned flags, int workers)
 {
-    errlog log;
     wbgc_config cfg;
-    errlog_init(&log);
+    errlog_init(log);
     wbgc_config_default(&cfg);
     cfg.gc_percent = g_stress_gc_percent;
     cfg.min_heap = 1 * MB;
     cfg.flags = flags | g_extra_flags;
     cfg.mark_workers = workers;
     cfg.on_error = errlog_cb;
-    cfg.user = &log;
-    wbgc_heap *h = wbgc_heap_new(&cfg);
+    cfg.user = log;
+    return wbgc_heap_new(&cfg);
+}
+
+static void specials_stress_run(unsigned flags, int workers)
+{
+    errlog log;
+    wbgc_heap *h = open_stress_heap(&log, flags, workers);
     REQUIRE(h);
     wbgc_p *p = wbgc_attach(h);
     REQUIRE(p);
@@ -7705,16 +7712,7 @@ static void *ess_main(void *arg)
 static void ephemeron_stress_run(unsigned flags, int workers)
 {
     errlog log;
-    wbgc_config cfg;
-    errlog_init(&log);
-    wbgc_config_default(&cfg);
-    cfg.gc_percent = g_stress_gc_percent;
-    cfg.min_heap = 1 * MB;
-    cfg.flags = flags | g_extra_flags;
-    cfg.mark_workers = workers;
-    cfg.on_error = errlog_cb;
-    cfg.user = &log;
-    wbgc_heap *h = wbgc_heap_new(&cfg);
+    wbgc_heap *h = open_stress_heap(&log, flags, workers);
     REQUIRE(h);
     wbgc_p *p = wbgc_attach(h);
     REQUIRE(p);
@@ -7981,16 +7979,7 @@ static void *slk_main(void *arg)
 static void links_stress_run(unsigned flags, int workers)
 {
     errlog log;
-    wbgc_config cfg;
-    errlog_init(&log);
-    wbgc_config_default(&cfg);
-    cfg.gc_percent = g_stress_gc_percent;
-    cfg.min_heap = 1 * MB;
-    cfg.flags = flags | g_extra_flags;
-    cfg.mark_workers = workers;
-    cfg.on_error = errlog_cb;
-    cfg.user = &log;
-    wbgc_heap *h = wbgc_heap_new(&cfg);
+    wbgc_heap *h = open_stress_heap(&log, flags, workers);
     REQUIRE(h);
     wbgc_p *p = wbgc_attach(h);
     REQUIRE(p);
@@ -8084,16 +8073,7 @@ static void *rs_main(void *arg)
 static void roots_rescan_run(unsigned flags, int workers)
 {
     errlog log;
-    wbgc_config cfg;
-    errlog_init(&log);
-    wbgc_config_default(&cfg);
-    cfg.gc_percent = g_stress_gc_percent;
-    cfg.min_heap = 1 * MB;
-    cfg.flags = flags | WBGC_VERIFY | g_extra_flags;
-    cfg.mark_workers = workers;
-    cfg.on_error = errlog_cb;
-    cfg.user = &log;
-    wbgc_heap *h = wbgc_heap_new(&cfg);
+    wbgc_heap *h = open_stress_heap(&log, flags | WBGC_VERIFY, workers);
     REQUIRE(h);
     wbgc_p *p = wbgc_attach(h);
     REQUIRE(p);

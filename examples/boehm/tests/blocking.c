@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
+#include "lists.h"
 
-struct node { struct node *next; long v; };
 
 enum { LEN = 5000 };
 enum { B_MUTEX, B_COND, B_READ, B_SLEEP, B_JOIN, NB };
@@ -36,22 +36,6 @@ static pthread_t tid[NB];
 static volatile int ready[NB];
 static int ok[NB];
 
-static struct node *make_list(long base, long len) {
-    struct node *list = NULL;
-    for (long k = 0; k < len; k++) {
-        struct node *n = GC_NEW(struct node);
-        n->v = base + k;
-        n->next = list;
-        list = n;
-    }
-    return list;
-}
-
-static int list_ok(const struct node *n, long base, long len) {
-    for (long k = len - 1; k >= 0; k--, n = n->next)
-        if (!n || n->v != base + k) return 0;
-    return n == NULL;
-}
 
 /* read_one: blocks in read() until the main thread writes a byte. */
 static void *read_one(void *unused)

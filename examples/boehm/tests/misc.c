@@ -22,27 +22,11 @@
    that the layer's forwarder examples/boehm/gc/gc.h is used by one test. */
 #include <gc/gc.h>
 #include "check.h"
+#include "lists.h"
 
-struct node { struct node *next; long v; };
 
 static struct node *static_list;   /* static data: a root */
 
-static struct node *make_list(long base, long len) {
-    struct node *list = NULL;
-    for (long k = 0; k < len; k++) {
-        struct node *n = GC_NEW(struct node);
-        n->v = base + k;
-        n->next = list;
-        list = n;
-    }
-    return list;
-}
-
-static int list_ok(const struct node *n, long base, long len) {
-    for (long k = len - 1; k >= 0; k--, n = n->next)
-        if (!n || n->v != base + k) return 0;
-    return n == NULL;
-}
 
 static void churn(void) {
     for (int k = 0; k < 50000; k++) memset(GC_MALLOC(sizeof(struct node)), 0x5a, sizeof(struct node));

@@ -17,30 +17,14 @@
    - allocation goes on after the frees */
 #include <gc.h>
 #include "check.h"
+#include "lists.h"
 
 enum { NL = 200, LEN = 100 };
 
-struct node { struct node *next; long v; };
 
 static GC_hidden_pointer table_h;   /* the table's address, hidden */
 static GC_hidden_pointer *links;    /* GC_MALLOC_ATOMIC: hidden links to the heads */
 
-static struct node *make_list(long base) {
-    struct node *list = NULL;
-    for (long k = 0; k < LEN; k++) {
-        struct node *n = GC_NEW(struct node);
-        n->v = base + k;
-        n->next = list;
-        list = n;
-    }
-    return list;
-}
-
-static int list_ok(const struct node *n, long base) {
-    for (long k = LEN - 1; k >= 0; k--, n = n->next)
-        if (!n || n->v != base + k) return 0;
-    return n == NULL;
-}
 
 /* Makes the table and its lists on a thread of its own (so no stale stack
    word holds them) and registers a link to each head. */
@@ -48,7 +32,7 @@ static void make_table(void *unused) {
     (void)unused;
     struct node **t = GC_MALLOC_UNCOLLECTABLE(NL * sizeof *t);
     for (int i = 0; i < NL; i++) {
-        t[i] = make_list(i * 1000L);
+        t[i] = make_list(i * 1000L, LEN);
         links[i] = GC_HIDE_POINTER(t[i]);
         GC_general_register_disappearing_link((void **)&links[i], t[i]);
     }
@@ -58,7 +42,7 @@ static void make_table(void *unused) {
 __attribute__((noinline)) static int table_ok(void) {
     struct node **t = GC_REVEAL_POINTER(table_h);
     for (int i = 0; i < NL; i++)
-        if (!list_ok(t[i], i * 1000L)) return 0;
+        if (!list_ok(t[i], i * 1000L, LEN)) return 0;
     return 1;
 }
 
@@ -122,12 +106,12 @@ int main(void) {
     struct node **m = malloc(sizeof *m);
     *m = GC_MALLOC_UNCOLLECTABLE(sizeof(struct node));
     (*m)->v = 77;
-    (*m)->next = make_list(5000);
+    (*m)->next = make_list(5000, LEN);
     for (int c = 0; c < 3; c++) {
         churn();
         GC_gcollect();
     }
-    check((*m)->v == 77 && list_ok((*m)->next, 5000),
+    check((*m)->v == 77 && list_ok((*m)->next, 5000, LEN),
           "uncollectable: an uncollectable object known only to malloc memory survives, with its list");
     GC_FREE(*m);
     free(m);
